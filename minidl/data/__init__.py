@@ -1,0 +1,1 @@
+"""Data: datasets shipped inside packages, Dataset/DataLoader, Tokenizer, pad_sequences."""

@@ -1,0 +1,59 @@
+"""The differentiable operations, one ``Function`` per primitive with its backward beside its
+forward, and composite operations written from the primitives.
+
+    import minidl.functions as F
+    y = F.sigmoid(F.linear(x, W, b))
+"""
+from minidl.autograd import Tensor
+from minidl.functions.arithmetic import add, div, mul, neg, pow, rdiv, rpow, rsub, sub
+from minidl.functions.dropout import dropout
+from minidl.functions.elementwise import clip, exp, log, relu, sigmoid, sqrt, tanh
+from minidl.functions.embedding import embedding
+from minidl.functions.loss import (binary_cross_entropy, binary_cross_entropy_with_logits,
+                                   cross_entropy, mse_loss)
+from minidl.functions.matmul import linear, matmul
+from minidl.functions.reduction import max, mean, min, sum
+from minidl.functions.shape import (broadcast_to, concat, getitem, reshape, stack, sum_to,
+                                    swapaxes, transpose)
+from minidl.functions.softmax import log_softmax, softmax
+
+__all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "tanh", "sigmoid", "relu",
+           "clip", "sqrt", "matmul", "linear", "sum", "mean", "max", "min", "reshape",
+           "transpose", "swapaxes", "broadcast_to", "sum_to", "getitem", "concat", "stack",
+           "softmax", "log_softmax", "embedding", "dropout", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "cross_entropy", "mse_loss"]
+
+
+def _compare(op):
+    def compare(self, other):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor(op(self.data, other))
+    compare.__doc__ = "Elementwise comparison; a boolean tensor outside the graph."
+    return compare
+
+
+def _install_tensor_methods() -> None:
+    """Give ``Tensor`` its operators and methods (they live here, beside the ops they call)."""
+    import operator
+    T = Tensor
+    T.__add__ = T.__radd__ = add
+    T.__sub__, T.__rsub__ = sub, rsub
+    T.__mul__ = T.__rmul__ = mul
+    T.__truediv__, T.__rtruediv__ = div, rdiv
+    T.__neg__ = neg
+    T.__pow__, T.__rpow__ = pow, rpow
+    T.__matmul__ = matmul
+    T.__rmatmul__ = lambda self, other: matmul(Tensor(other) if not isinstance(other, Tensor)
+                                               else other, self)
+    T.__getitem__ = getitem
+    T.__lt__, T.__le__ = _compare(operator.lt), _compare(operator.le)
+    T.__gt__, T.__ge__ = _compare(operator.gt), _compare(operator.ge)
+    T.sum, T.mean, T.max, T.min = sum, mean, max, min
+    T.reshape, T.transpose, T.swapaxes = reshape, transpose, swapaxes
+    T.T = property(lambda self: transpose(self))
+    T.mT = property(lambda self: swapaxes(self, -1, -2))
+    T.exp, T.log, T.tanh, T.sigmoid, T.relu = exp, log, tanh, sigmoid, relu
+    T.softmax, T.log_softmax = softmax, log_softmax
+
+
+_install_tensor_methods()

@@ -1,0 +1,20 @@
+"""Inverted dropout: zero each element with probability p and scale the rest by 1/(1-p)."""
+from __future__ import annotations
+
+from minidl import backend
+from minidl.autograd import Tensor
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """During training: y = x ⊙ m / (1 - p) with m ~ Bernoulli(1 - p); at evaluation: y = x.
+
+    Scaling at training time ("inverted" dropout) keeps E[y] = x, so nothing changes at test
+    time. Shape: unchanged.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    keep = backend.random_uniform(x.shape, 0.0, 1.0, x.dtype, x.device) >= p
+    mask = keep.astype(x.dtype) * (1.0 / (1.0 - p))
+    return x * Tensor(mask)

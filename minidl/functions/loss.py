@@ -1,0 +1,108 @@
+"""Loss functions. Each returns the mean over all elements (``reduction='mean'``) unless told
+``'sum'`` or ``'none'``."""
+from __future__ import annotations
+
+from typing import Any
+
+from minidl import backend
+from minidl.autograd import Function, ShapeError, Tensor, as_tensor
+from minidl.functions.elementwise import clip, log, sigmoid
+from minidl.functions.embedding import token_ids
+from minidl.functions.softmax import log_softmax
+
+EPSILON = 1e-7  # Keras' backend.epsilon(): probabilities are clipped to [ε, 1 − ε]
+
+
+def _reduce(loss: Tensor, reduction: str, count: Any = None) -> Tensor:
+    if reduction == "mean":
+        return loss.sum() * (1.0 / count) if count is not None else loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _targets_like(name: str, prediction: Tensor, target: Any) -> Tensor:
+    target = as_tensor(target, prediction)
+    if target.shape != prediction.shape:
+        raise ShapeError(f"{name}: target shape {target.shape} must equal prediction shape "
+                         f"{prediction.shape} (reshape one, e.g. y.reshape(-1, 1))")
+    if target.dtype != prediction.dtype:
+        target = Tensor(target.data.astype(prediction.dtype))
+    return target
+
+
+def binary_cross_entropy(p: Tensor, target: Any, reduction: str = "mean",
+                         eps: float = EPSILON) -> Tensor:
+    """−[y·ln p + (1 − y)·ln(1 − p)] for probabilities p (the output of a sigmoid).
+
+    Shape: p and target the same shape. Stability: p is clipped to [ε, 1 − ε] (ε = 1e-7, as
+    Keras), so a confidently wrong prediction costs at most −ln ε ≈ 16.1 instead of infinity.
+    """
+    y = _targets_like("binary_cross_entropy", p, target)
+    p = clip(p, eps, 1.0 - eps)
+    return _reduce(-(y * log(p) + (1 - y) * log(1 - p)), reduction)
+
+
+class BCEWithLogits(Function):
+    """ℓ = max(z, 0) − z·y + ln(1 + e^−|z|)  =  −[y ln σ(z) + (1−y) ln(1 − σ(z))].
+    dℓ/dz = σ(z) − y,  dℓ/dy = −z.
+
+    Stability: never exponentiates a positive number, so |z| = 1e4 is fine.
+    """
+
+    differentiable_backward = False
+
+    def forward(self, z, y):
+        xp = backend.get_array_module(z)
+        self.z, self.y = z, y
+        return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        p = xp.tanh(self.z * 0.5) * 0.5 + 0.5
+        return gy * (p - self.y), gy * -self.z
+
+
+def binary_cross_entropy_with_logits(z: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy from logits z (before the sigmoid); stable for any z."""
+    y = _targets_like("binary_cross_entropy_with_logits", z, target)
+    return _reduce(BCEWithLogits()(z, y), reduction)
+
+
+def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,
+                  reduction: str = "mean") -> Tensor:
+    """−log softmax(logits)[target] for integer class targets.
+
+    Shape: logits (N, C) or (N, ..., C); target (N,) or (N, ...) integers in [0, C).
+    Targets equal to ``ignore_index`` add nothing and are left out of the mean.
+    """
+    if logits.ndim < 2:
+        raise ShapeError(f"cross_entropy: logits must be (N, C) or (N, ..., C), got "
+                         f"{logits.shape}")
+    xp = backend.get_array_module(logits.data)
+    classes = logits.shape[-1]
+    t = target.data if isinstance(target, Tensor) else target
+    t = xp.asarray(t) if backend.get_array_module(t) is xp else xp.asarray(backend.to_numpy(t))
+    if t.shape != logits.shape[:-1]:
+        raise ShapeError(f"cross_entropy: target shape {t.shape} must be logits shape "
+                         f"{logits.shape} without its last axis, i.e. {logits.shape[:-1]}")
+    t = t.reshape(-1)
+    keep = t != ignore_index
+    safe = token_ids(xp.where(keep, t, 0), xp, classes, what="class target")
+    log_p = log_softmax(logits.reshape(-1, classes), axis=-1)
+    picked = log_p[xp.arange(t.shape[0]), safe]
+    if not bool(keep.all()):
+        picked = picked * Tensor(keep.astype(logits.dtype))
+    loss = -picked
+    if reduction == "none":
+        return loss.reshape(*logits.shape[:-1])
+    return _reduce(loss, reduction, count=max(int(keep.sum()), 1))
+
+
+def mse_loss(prediction: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean squared error (p − y)²."""
+    y = _targets_like("mse_loss", prediction, target)
+    diff = prediction - y
+    return _reduce(diff * diff, reduction)
