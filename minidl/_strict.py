@@ -26,6 +26,10 @@ Stricter than CuPy, on purpose: CuPy silently uploads a NumPy *value* in ``x[int
 and in ``cupy.add.at``, and host *indices* in ``cupy.take``; it raises ``ValueError`` for a
 non-0-d ``x[slice] = value``. Here a NumPy array is accepted only as the index of ``x[...]`` and
 ``add.at``, so every other host-to-device copy in the framework is a visible ``xp.asarray``.
+
+Ufunc methods follow CuPy too: ``add.at``, ``maximum.at``, ``add.reduce`` ... exist, but
+``subtract.at`` or ``maximum.reduce`` do not in CuPy, so they raise here as well. (CuPy passes
+``np.add.at(gpu_array, ...)`` on to ``cupy.add.at`` since cupy/cupy#7572, May 2023.)
 """
 from __future__ import annotations
 
@@ -40,6 +44,10 @@ __all__ = ["StrictArray", "strict_numpy", "to_strict", "from_strict"]
 
 _SCALARS = (int, float, complex, bool, np.generic)  # what CuPy accepts next to a device array
 _GENERATORS = (np.random.Generator, np.random.RandomState)  # their draws are wrapped too
+# The ufunc methods CuPy implements (v12+, cupy/cupy#7082); `outer` works for every ufunc.
+_CUPY_UFUNC_METHODS = {"at": {"add", "maximum", "minimum", "bitwise_and", "bitwise_or",
+                              "bitwise_xor"},
+                       "reduce": {"add", "multiply"}, "accumulate": {"add"}, "reduceat": {"add"}}
 
 
 def _host_array_error(where: str) -> TypeError:
@@ -71,6 +79,14 @@ def _unwrap(obj: Any, where: str, seen: dict, host_ok: bool = False) -> Any:
             return obj.copy()
         raise _host_array_error(where)
     return obj
+
+
+def _check_cupy_has(ufunc_name: str, method: str) -> None:
+    names = _CUPY_UFUNC_METHODS.get(method)
+    if names is not None and ufunc_name not in names:
+        raise TypeError(f"{ufunc_name}.{method}: CuPy has ufunc.{method} only for "
+                        f"{', '.join(sorted(names))}, so this would fail on a GPU. Write it "
+                        "with indexing, reductions such as x.max(axis=...), or one of those.")
 
 
 def _unwrap_index(key: Any) -> Any:
@@ -197,6 +213,7 @@ class StrictArray:
 
     # -- NumPy's protocols: np.exp(x), np.add.at(x, i, v), np.sum(x), np.concatenate([x, y])
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        _check_cupy_has(ufunc.__name__, method)
         func = ufunc if method == "__call__" else getattr(ufunc, method)
         where = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
         return _call(func, inputs, kwargs, where, index_at=1 if method == "at" else None)
@@ -312,6 +329,7 @@ class _StrictUfunc:
         value = getattr(self._ufunc, name)
         if name not in ("at", "reduce", "accumulate", "reduceat", "outer"):
             return value  # nin, nout, identity, types ...
+        _check_cupy_has(self.__name__, name)
 
         def method(*args, **kwargs):
             index_at = 1 if name == "at" else None  # add.at(x, indices, values)

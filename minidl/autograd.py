@@ -155,7 +155,7 @@ class Tensor:
     # -- leaving the graph / the device
     def numpy(self) -> np.ndarray:
         """A host NumPy array with the values (a copy, so changing it leaves the tensor alone)."""
-        return np.array(backend.to_numpy(self.data), copy=True)
+        return backend.to_numpy(self.data, copy=True)
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number (waits for the GPU)."""
@@ -421,6 +421,26 @@ def _accumulate(leaf: Tensor, grad: Any) -> None:
         leaf.grad = Tensor(leaf.grad.data + grad)
 
 
+def grad(output: Tensor, inputs: Sequence[Tensor], grad_output: Any = None,
+         create_graph: bool = False) -> tuple:
+    """The gradients d(output)/d(input) for each of ``inputs``, returned rather than added to
+    ``.grad`` (which is left as it was). With ``create_graph=True`` they are differentiable.
+
+    >>> (dx,) = md.grad(y, [x], create_graph=True)   # then dx can be differentiated again
+    """
+    saved = [x.grad for x in inputs]
+    try:
+        for x in inputs:
+            x.grad = None
+        output.backward(grad_output, create_graph=create_graph)
+        return tuple(x.grad if x.grad is not None else
+                     Tensor(backend.get_array_module(x.data).zeros_like(x.data))
+                     for x in inputs)
+    finally:
+        for x, g in zip(inputs, saved):
+            x.grad = g
+
+
 # ============================================================================= making tensors
 def tensor(data: Any, requires_grad: bool = False, dtype: Any = None,
            device: Optional[str] = None) -> Tensor:
@@ -434,7 +454,7 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None,
         data = data.data
     if backend.get_array_module(data) is np:  # Python data or a host array
         from_python = not isinstance(data, (np.ndarray, np.generic))
-        array = np.array(data, dtype=dtype)
+        array = backend.host_array(data, dtype)
         if from_python and dtype is None and array.dtype == np.float64:
             array = array.astype(np.float32)
         if array.dtype.kind not in "biufc":

@@ -124,10 +124,11 @@ def default_device() -> str:
 
 
 # ----------------------------------------------------------------------------- moving arrays
-def to_numpy(array: Any) -> np.ndarray:
-    """A host NumPy array with the values of ``array`` (a copy when it lives on a device)."""
+def to_numpy(array: Any, copy: bool = False) -> np.ndarray:
+    """A host NumPy array with the values of ``array`` (always a copy when it lives on a device;
+    for a host array only when ``copy``)."""
     if isinstance(array, np.ndarray):
-        return array
+        return array.copy() if copy else array
     if isinstance(array, np.generic):
         return np.asarray(array)
     if hasattr(array, "get"):  # CuPy and strict arrays copy to the host with .get()
@@ -146,6 +147,11 @@ def to_device(array: Any, device: str) -> Any:
     return array_module_for(device).asarray(host)
 
 
+def host_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """A new host array from Python data (lists, numbers) or a host array."""
+    return np.array(data, dtype=dtype)
+
+
 def ensure_array(value: Any, xp=np) -> Any:
     """NumPy returns scalars (``np.float32``) from 0-d operations; keep tensors' data arrays."""
     if isinstance(value, np.generic) and xp is np:
@@ -162,9 +168,11 @@ def scatter_add(target: Any, indices: Any, values: Any) -> None:
     array, which NumPy runs several times faster than ``add.at`` on rows.
     """
     xp = get_array_module(target)
-    if target.ndim == 2 and getattr(indices, "ndim", 0) == 1 and values.ndim == 2 \
-            and target.flags.c_contiguous:
-        width = target.shape[1]
+    if target.ndim == 2 and getattr(indices, "ndim", 0) == 1 and indices.dtype.kind in "iu" \
+            and values.shape == (len(indices), target.shape[1]) and target.flags.c_contiguous:
+        rows, width = target.shape
+        indices = xp.asarray(indices)  # host ids are uploaded, as indexing would
+        indices = xp.where(indices < 0, indices + rows, indices)
         flat = (indices[:, None] * width + xp.arange(width)).ravel()
         xp.add.at(target.reshape(-1), flat, values.ravel())
         return

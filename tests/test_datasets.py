@@ -189,7 +189,7 @@ def test_load_peoples_daily_returns_a_fresh_list(corpus):
 
 @pytest.fixture(scope="module")
 def digits():
-    pytest.importorskip("sklearn", reason="load_digits needs scikit-learn: pip install scikit-learn")
+    pytest.importorskip("sklearn", reason="load_digits needs: pip install scikit-learn")
     return load_digits()
 
 

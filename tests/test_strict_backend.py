@@ -432,3 +432,23 @@ def test_errstate_applies_to_strict_computations():
 
 def test_asnumpy_downloads_like_cupy_asnumpy():
     assert type(xp.asnumpy(strict([1.0]))) is np.ndarray
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: np.subtract.at(x, [0], 1.0), lambda x: xp.multiply.at(x, [0], 2.0),
+    lambda x: np.maximum.reduce(x), lambda x: xp.maximum.accumulate(x),
+], ids=["np.subtract.at", "xp.multiply.at", "np.maximum.reduce", "xp.maximum.accumulate"])
+def test_ufunc_methods_cupy_lacks_raise(call):
+    # CuPy implements at/reduce/accumulate only for a few ufuncs (cupy/cupy#7082).
+    with pytest.raises(TypeError, match="CuPy has ufunc"):
+        call(strict([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: np.maximum.at(x, [0, 0], 5.0), lambda x: xp.minimum.at(x, [1], -1.0),
+    lambda x: np.add.reduce(x), lambda x: xp.multiply.outer(x, x), lambda x: xp.add.accumulate(x),
+], ids=["np.maximum.at", "xp.minimum.at", "np.add.reduce", "xp.multiply.outer", "add.accumulate"])
+def test_ufunc_methods_cupy_has_work(call):
+    x = strict([1.0, 2.0])
+    result = call(x)
+    assert result is None or isinstance(result, StrictArray)

