@@ -114,7 +114,7 @@ def test_wrt_checks_module_parameters_and_restores_them():
 
 
 def test_float32_inputs_are_checked_in_float64():
-    x = md.tensor(np.random.default_rng(0).standard_normal(5), requires_grad=True)
+    x = md.tensor(np.random.default_rng(0).standard_normal(5), requires_grad=True, dtype="float32")
     assert x.dtype == np.float32
     assert md.gradcheck(F.tanh, x)
 

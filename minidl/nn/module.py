@@ -80,13 +80,21 @@ class Module:
         return iter(self._modules.values())
 
     def named_parameters(self, prefix: str = "") -> Iterator[Tuple[str, Parameter]]:
-        """(dotted name, parameter) pairs, in definition order, each parameter once."""
-        seen = set()
-        for module_name, module in self.named_modules(prefix):
-            for name, p in module._parameters.items():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    yield (f"{module_name}.{name}" if module_name else name), p
+        """(dotted name, parameter) pairs in definition order — parameters and sub-modules
+        interleaved as they were assigned — each parameter once."""
+        seen: set = set()
+
+        def walk(module: "Module", path: str):
+            for name in module.__dict__:  # attribute-assignment order
+                full = f"{path}.{name}" if path else name
+                if name in module._parameters:
+                    p = module._parameters[name]
+                    if id(p) not in seen:
+                        seen.add(id(p))
+                        yield full, p
+                elif name in module._modules:
+                    yield from walk(module._modules[name], full)
+        return walk(self, prefix)
 
     def parameters(self) -> List[Parameter]:
         return [p for _, p in self.named_parameters()]
