@@ -106,9 +106,9 @@ class Tensor:
             raise TypeError(f"only floating-point tensors can require gradients, "
                             f"got dtype {data.dtype}")
         self.data = data
-        self.grad: Optional[Tensor] = None
-        self.creator: Optional[Function] = None
-        self.index = 0  # which output of its creator this tensor is
+        self.grad = None        # a Tensor once backward() has reached this leaf
+        self.creator = None     # the Function that produced this tensor (None for leaves)
+        self.index = 0          # which output of its creator this tensor is
         self.requires_grad = requires_grad
         self.name = name
 
@@ -221,6 +221,18 @@ class Tensor:
         _run_backward(self, grad, create_graph)
 
 
+_HOST_SCALAR = np.generic
+_make = object.__new__
+
+
+def _new_tensor(data: Any, requires_grad: bool) -> Tensor:
+    """A Tensor for an op's result, skipping ``__init__``'s checks (the hot path of every op)."""
+    y = _make(Tensor)
+    y.data, y.grad, y.creator, y.index, y.requires_grad, y.name = \
+        data, None, None, 0, requires_grad, None
+    return y
+
+
 # ============================================================================= Function
 class Function:
     """One differentiable operation.
@@ -240,8 +252,14 @@ class Function:
     _output_refs: tuple = ()
 
     def __call__(self, *inputs: Tensor):
+        # Written for speed: this runs once per operation, and tiny ops are dominated by it.
         try:
-            outputs = self.forward(*[x.data for x in inputs])
+            if len(inputs) == 1:
+                outputs = self.forward(inputs[0].data)
+            elif len(inputs) == 2:
+                outputs = self.forward(inputs[0].data, inputs[1].data)
+            else:
+                outputs = self.forward(*[x.data for x in inputs])
         except (TypeError, ValueError) as error:
             raise _explain_failure(self, inputs, error) from error
         record = False
@@ -251,10 +269,11 @@ class Function:
                     record = True
                     break
         if type(outputs) is not tuple:
-            data = backend.ensure_array(outputs)
-            if data is not outputs:  # NumPy gave a scalar for a 0-d result
+            if isinstance(outputs, _HOST_SCALAR):  # NumPy gives scalars for 0-d results
+                data = backend.ensure_array(outputs)
                 self._saved = tuple(data if s is outputs else s for s in self._saved)
-            y = Tensor(data, record)
+                outputs = data
+            y = _new_tensor(outputs, record)
             if record:
                 self.inputs = inputs
                 y.creator = self
@@ -264,7 +283,7 @@ class Function:
         datas = [backend.ensure_array(y) for y in outputs]
         self._saved = tuple(next((d for y, d in zip(outputs, datas) if s is y), s)
                             for s in self._saved)
-        ys = tuple(Tensor(d, record) for d in datas)
+        ys = tuple(_new_tensor(d, record) for d in datas)
         if record:
             self.inputs = inputs
             self.n_outputs = len(ys)
@@ -362,22 +381,32 @@ def _run_backward(root: Tensor, grad: Any, create_graph: bool) -> None:
         while ready:
             f = ready.pop()
             grad_outputs = pending.pop(f)
-            if any(g is not None for g in grad_outputs):
-                if create_graph and not f.differentiable_backward:
-                    raise GradientError(f"create_graph=True is not supported through "
-                                        f"{type(f).__name__}: its backward is first-order only")
+            if f.n_outputs == 1:
+                grad_inputs = None if grad_outputs[0] is None else f.backward(grad_outputs[0])
+            elif any(g is not None for g in grad_outputs):
                 grad_inputs = _call_backward(f, grad_outputs, create_graph)
             else:
-                grad_inputs = (None,) * len(f.inputs)
-            for x, gx in zip(f.inputs, grad_inputs):
+                grad_inputs = None
+            inputs = f.inputs
+            if grad_inputs is None:  # nothing reached f: still release its producers
+                grad_inputs = (None,) * len(inputs)
+            elif type(grad_inputs) is not tuple:
+                grad_inputs = (grad_inputs,)
+            if len(grad_inputs) != len(inputs):
+                raise GradientError(f"{type(f).__name__}.backward returned {len(grad_inputs)} "
+                                    f"gradients for {len(inputs)} inputs")
+            if create_graph and not f.differentiable_backward:
+                raise GradientError(f"create_graph=True is not supported through "
+                                    f"{type(f).__name__}: its backward is first-order only")
+            for x, gx in zip(inputs, grad_inputs):
                 if not x.requires_grad:
                     continue
-                producer = x.creator
                 if gx is not None and gx.shape != x.data.shape:
                     raise GradientError(
                         f"{type(f).__name__}.backward returned a gradient of shape {gx.shape} "
                         f"for an input of shape {x.data.shape}")
-                if producer is None:
+                producer = x.creator
+                if producer is None:  # a leaf: gradients accumulate in .grad
                     if gx is not None:
                         _accumulate(x, gx)
                     continue
@@ -394,20 +423,14 @@ def _run_backward(root: Tensor, grad: Any, create_graph: bool) -> None:
         _grad_enabled, _create_graph = previous
 
 
-def _call_backward(f: Function, grad_outputs: list, create_graph: bool) -> tuple:
-    if f.n_outputs > 1:  # outputs nobody used get a zero gradient
-        for i, g in enumerate(grad_outputs):
-            if g is None:
-                shape, dtype = f._output_meta[i]
-                zeros = backend.get_array_module(f.inputs[0].data).zeros(shape, dtype)
-                grad_outputs[i] = Tensor(zeros) if create_graph else zeros
-    grad_inputs = f.backward(*grad_outputs)
-    if type(grad_inputs) is not tuple:
-        grad_inputs = (grad_inputs,)
-    if len(grad_inputs) != len(f.inputs):
-        raise GradientError(f"{type(f).__name__}.backward returned {len(grad_inputs)} "
-                            f"gradients for {len(f.inputs)} inputs")
-    return grad_inputs
+def _call_backward(f: Function, grad_outputs: list, create_graph: bool) -> Any:
+    """Backward of a Function with several outputs; outputs nobody used get zero gradients."""
+    for i, g in enumerate(grad_outputs):
+        if g is None:
+            shape, dtype = f._output_meta[i]
+            zeros = backend.get_array_module(f.inputs[0].data).zeros(shape, dtype)
+            grad_outputs[i] = Tensor(zeros) if create_graph else zeros
+    return f.backward(*grad_outputs)
 
 
 def _accumulate(leaf: Tensor, grad: Any) -> None:

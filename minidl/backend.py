@@ -73,14 +73,18 @@ def get_array_module(*arrays: Any):
     Python scalars and NumPy scalars count as NumPy. The first non-NumPy array decides.
     """
     for a in arrays:
-        if isinstance(a, (np.ndarray, np.generic)) or not hasattr(a, "shape"):
+        kind = type(a)
+        if kind is _NDARRAY or not hasattr(a, "shape") or isinstance(a, np.generic):
             continue
-        kind = type(a).__module__
-        if kind.startswith("cupy"):
+        module = kind.__module__
+        if module.startswith("cupy"):
             return _import_cupy()
-        if kind == "minidl._strict":
+        if module == "minidl._strict":
             return _strict().strict_numpy
     return np
+
+
+_NDARRAY = np.ndarray
 
 
 def device_of(array: Any) -> str:

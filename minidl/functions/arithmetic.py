@@ -41,7 +41,9 @@ class Mul(Function):
 
     def backward(self, gy):
         a, b = self.saved_tensors
-        return sum_to(gy * b, a.shape), sum_to(gy * a, b.shape)
+        x0, x1 = self.inputs
+        return (sum_to(gy * b, a.shape) if x0.requires_grad else None,
+                sum_to(gy * a, b.shape) if x1.requires_grad else None)
 
 
 class Div(Function):
@@ -54,7 +56,8 @@ class Div(Function):
     def backward(self, gy):
         a, b = self.saved_tensors
         ga = gy / b
-        return sum_to(ga, a.shape), sum_to(-ga * a / b, b.shape)
+        gb = sum_to(-ga * a / b, b.shape) if self.inputs[1].requires_grad else None
+        return sum_to(ga, a.shape), gb
 
 
 class Neg(Function):

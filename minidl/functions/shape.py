@@ -101,22 +101,22 @@ def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
 def broadcast_to(x: Any, shape: tuple) -> Any:
     """Repeat ``x`` along size-1 (or missing leading) axes to ``shape``. Backward: ``sum_to``.
     Raw arrays in, raw (read-only view) arrays out."""
+    if x.shape == shape:
+        return x
     shape = tuple(shape)
     if not isinstance(x, Tensor):
         return backend.get_array_module(x).broadcast_to(x, shape)
-    if x.shape == shape:
-        return x
     return BroadcastTo(shape)(x)
 
 
 def sum_to(x: Any, shape: tuple) -> Any:
     """Sum ``x`` down to ``shape`` — undoes broadcasting. Backward: ``broadcast_to``.
     Raw arrays in, raw arrays out."""
+    if x.shape == shape:  # the common case: nothing was broadcast
+        return x
     shape = tuple(shape)
     if not isinstance(x, Tensor):
         return _sum_to_array(x, shape)
-    if x.shape == shape:
-        return x
     return SumTo(shape)(x)
 
 
