@@ -11,13 +11,21 @@ order i, f, g, o (as Keras and PyTorch):
 With a mask, a step where m = 0 leaves the state unchanged: h_t = h_{t-1}, c_t = c_{t-1}
 (Keras' ``mask_zero``).
 
-Why it is fast: the input projection of all T steps is one matmul; each step does one matmul
-for the four gates; the backward pass collects dz for all steps and then computes dW_x, dW_h and
-dx with three big matmuls instead of 3T small ones; buffers are allocated once per call.
+Why it is fast:
+- The input projection of all T steps is one (batched) matmul; each step does one matmul for
+  the four gates; backward collects dz for all steps and computes dW_x, dW_h and dx with three
+  big matmuls instead of 3T small ones.
+- Inside, everything is stored *feature-major*: zᵀ = W_hᵀ hᵀ has shape (4H, B), so each gate is
+  a contiguous block of rows and every elementwise op runs on contiguous memory (slicing gate
+  columns out of a (B, 4H) matrix gives strided views, about 2× slower).
+- All elementwise work writes into preallocated buffers (``out=``), and the large per-sequence
+  buffers are recycled between calls (``_Workspace``): allocating and freeing megabytes each
+  step makes the C library return them to the OS, and the page faults on the next touch cost
+  more than the arithmetic.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from minidl import backend
 from minidl.autograd import Function
@@ -32,6 +40,32 @@ def _sigmoid_(a: Any, xp) -> Any:
     return a
 
 
+class _Workspace:
+    """Large buffers handed back when the Function that used them is freed, for the next call.
+
+    A buffer is reused only after its owner is gone, so a graph that is still alive (two
+    forward passes before one backward, or ``backward()`` called twice) never sees its saved
+    values overwritten.
+    """
+
+    def __init__(self, keep: int = 2):
+        self.free: Dict[tuple, List[Any]] = {}
+        self.keep = keep
+
+    def take(self, xp, shape: Tuple[int, ...], dtype) -> Any:
+        stack = self.free.get((xp.__name__, shape, str(dtype)))
+        return stack.pop() if stack else xp.empty(shape, dtype=dtype)
+
+    def give(self, xp, arrays) -> None:
+        for a in arrays:
+            stack = self.free.setdefault((xp.__name__, a.shape, str(a.dtype)), [])
+            if len(stack) < self.keep:
+                stack.append(a)
+
+
+_workspace = _Workspace()
+
+
 class LSTMFunction(Function):
     """inputs: x (B, T, D), h0 (B, H), c0 (B, H), W_x (D, 4H), W_h (H, 4H), b (4H,)
     outputs: hs (B, T, H), h_T (B, H), c_T (B, H)
@@ -39,93 +73,123 @@ class LSTMFunction(Function):
     """
 
     differentiable_backward = False
+    _buffers: tuple = ()
 
     def __init__(self, mask: Optional[Any] = None):
         self.mask = mask
 
     def forward(self, x, h0, c0, W_x, W_h, b):
         xp = backend.get_array_module(x)
+        self.xp = xp
         B, T, D = x.shape
         H = W_h.shape[0]
-        # Time-major copies so that each step reads contiguous memory.
-        x_tm = xp.ascontiguousarray(x.transpose(1, 0, 2))
-        gates = (x_tm.reshape(T * B, D) @ W_x).reshape(T, B, 4 * H)  # becomes the activations
-        gates += b
-        hs = xp.empty((T + 1, B, H), dtype=x.dtype)   # hs[t] is h_{t-1}; hs[0] = h0
-        cs = xp.empty((T + 1, B, H), dtype=x.dtype)
-        tanh_c = xp.empty((T, B, H), dtype=x.dtype)
-        hs[0], cs[0] = h0, c0
+        dtype = x.dtype
+        take = _workspace.take
+        # Feature-major buffers: gates[t] is zᵀ (4H, B); hs[t] is h_{t-1}ᵀ (H, B), hs[0] = h0ᵀ.
+        gates = take(xp, (T, 4 * H, B), dtype)
+        hs = take(xp, (T + 1, H, B), dtype)
+        cs = take(xp, (T + 1, H, B), dtype)
+        tanh_c = take(xp, (T, H, B), dtype)
+        self._buffers = (gates, hs, cs, tanh_c)
+        # Input projection of every step at once: zₓᵀ = W_xᵀ xₜᵀ + b.
+        x_fm = xp.ascontiguousarray(x.transpose(1, 2, 0))            # (T, D, B)
+        xp.matmul(xp.ascontiguousarray(W_x.T), x_fm, out=gates)
+        gates += b[:, None]
+        hs[0], cs[0] = h0.T, c0.T
         mask = None if self.mask is None else xp.ascontiguousarray(
-            self.mask.T[:, :, None].astype(x.dtype))
-        recurrent = xp.empty((B, 4 * H), dtype=x.dtype)
+            self.mask.T[:, None, :].astype(dtype))                     # (T, 1, B)
+        W_h_T = xp.ascontiguousarray(W_h.T)                           # (4H, H)
+        recurrent = xp.empty((4 * H, B), dtype=dtype)
+        ig = xp.empty((H, B), dtype=dtype)
         for t in range(T):
             z = gates[t]
-            xp.matmul(hs[t], W_h, out=recurrent)
+            xp.matmul(W_h_T, hs[t], out=recurrent)
             z += recurrent
-            _sigmoid_(z[:, :2 * H], xp)            # i, f
-            xp.tanh(z[:, 2 * H:3 * H], out=z[:, 2 * H:3 * H])  # g
-            _sigmoid_(z[:, 3 * H:], xp)            # o
-            i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
-            c = cs[t + 1]
+            _sigmoid_(z[:2 * H], xp)                                   # i, f
+            xp.tanh(z[2 * H:3 * H], out=z[2 * H:3 * H])                # g
+            _sigmoid_(z[3 * H:], xp)                                   # o
+            i, f, g, o = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+            c, h = cs[t + 1], hs[t + 1]
             xp.multiply(f, cs[t], out=c)
-            c += i * g
+            xp.multiply(i, g, out=ig)
+            c += ig
             xp.tanh(c, out=tanh_c[t])
-            h = hs[t + 1]
             xp.multiply(o, tanh_c[t], out=h)
             if mask is not None:  # padded step: keep the previous state
-                m = mask[t]
-                h -= hs[t]
-                h *= m
-                h += hs[t]
-                c -= cs[t]
-                c *= m
-                c += cs[t]
-        self.x_tm, self.W_x, self.W_h = x_tm, W_x, W_h
-        self.gates, self.hs, self.cs, self.tanh_c, self.mask_tm = gates, hs, cs, tanh_c, mask
-        outputs = xp.ascontiguousarray(hs[1:].transpose(1, 0, 2))
-        return outputs, hs[T].copy(), cs[T].copy()
+                for new, old in ((h, hs[t]), (c, cs[t])):
+                    new -= old
+                    new *= mask[t]
+                    new += old
+        self.x_fm_shape = (B, T, D)
+        self.x, self.W_x, self.W_h, self.mask_fm = x, W_x, W_h, mask
+        outputs = xp.ascontiguousarray(hs[1:].transpose(2, 0, 1))      # (B, T, H)
+        return outputs, xp.ascontiguousarray(hs[T].T), xp.ascontiguousarray(cs[T].T)
 
     def backward(self, g_outputs, g_h, g_c):
-        xp = backend.get_array_module(g_outputs)
-        gates, hs, cs, tanh_c, mask = self.gates, self.hs, self.cs, self.tanh_c, self.mask_tm
-        T, B, H4 = gates.shape
+        xp = self.xp
+        gates, hs, cs, tanh_c = self._buffers
+        mask = self.mask_fm
+        T, H4, B = gates.shape
         H = H4 // 4
-        g_out_tm = g_outputs.transpose(1, 0, 2)
-        dz = xp.empty_like(gates)
-        dh = g_h.copy()
-        dc = g_c.copy()
-        W_h_T = xp.ascontiguousarray(self.W_h.T)
+        dtype = gates.dtype
+        g_out = xp.ascontiguousarray(g_outputs.transpose(1, 2, 0))     # (T, H, B)
+        dz = _workspace.take(xp, (T, H4, B), dtype)
+        dh = xp.ascontiguousarray(g_h.T)
+        dc = xp.ascontiguousarray(g_c.T)
+        tmp = xp.empty((H, B), dtype=dtype)
+        W_h = self.W_h
         for t in range(T - 1, -1, -1):
-            dh += g_out_tm[t]
-            if mask is not None:  # split into the part that flowed through this step
+            dh += g_out[t]
+            if mask is not None:  # the part of the gradient that skips a padded step
                 m = mask[t]
                 dh_skip, dc_skip = dh * (1 - m), dc * (1 - m)
                 dh *= m
                 dc *= m
-            z = gates[t]
-            i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+            z, d = gates[t], dz[t]
+            i, f, g, o = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+            d_i, d_f, d_g, d_o = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
             tc = tanh_c[t]
-            dc += dh * o * (1 - tc * tc)
-            d = dz[t]
-            xp.multiply(dc * g, i * (1 - i), out=d[:, :H])           # dz_i
-            xp.multiply(dc * cs[t], f * (1 - f), out=d[:, H:2 * H])  # dz_f
-            xp.multiply(dc * i, 1 - g * g, out=d[:, 2 * H:3 * H])    # dz_g
-            xp.multiply(dh * tc, o * (1 - o), out=d[:, 3 * H:])      # dz_o
-            dc *= f                                                   # dc_{t-1}
-            dh = d @ W_h_T                                            # dh_{t-1}
+            # dc += dh ⊙ o ⊙ (1 − tanh²c)
+            xp.multiply(tc, tc, out=tmp)
+            xp.subtract(1, tmp, out=tmp)
+            tmp *= o
+            tmp *= dh
+            dc += tmp
+            # σ' = s(1 − s) for the i, f, o blocks at once (the g block is overwritten next)
+            xp.subtract(1, z, out=d)
+            d *= z
+            xp.multiply(g, g, out=d_g)                                 # tanh' = 1 − g²
+            xp.subtract(1, d_g, out=d_g)
+            d_i *= g                                                   # ∂c/∂i = g
+            d_f *= cs[t]                                               # ∂c/∂f = c_{t−1}
+            d_g *= i                                                   # ∂c/∂g = i
+            first_three = d[:3 * H].reshape(3, H, B)                   # dz_i, dz_f, dz_g
+            first_three *= dc
+            d_o *= tc                                                  # ∂h/∂o = tanh c
+            d_o *= dh
+            dc *= f                                                    # dc_{t−1}
+            xp.matmul(W_h, d, out=dh)                                  # dh_{t−1} = W_h dzᵀ
             if mask is not None:
                 dh += dh_skip
                 dc += dc_skip
         needs = self.needs_input_grad
-        D = self.x_tm.shape[2]
-        dz_flat = dz.reshape(T * B, H4)
+        B_, T_, D = self.x_fm_shape
+        dz_rows = xp.ascontiguousarray(dz.transpose(0, 2, 1)).reshape(T * B, H4)  # (T·B, 4H)
+        _workspace.give(xp, (dz,))
         dx = dW_x = dW_h = db = None
         if needs[0]:
-            dx = (dz_flat @ self.W_x.T).reshape(T, B, D).transpose(1, 0, 2)
+            dx = (dz_rows @ self.W_x.T).reshape(T, B, D).transpose(1, 0, 2)
         if needs[3]:
-            dW_x = self.x_tm.reshape(T * B, D).T @ dz_flat
+            x_rows = xp.ascontiguousarray(self.x.transpose(1, 0, 2)).reshape(T * B, D)
+            dW_x = x_rows.T @ dz_rows
         if needs[4]:
-            dW_h = hs[:T].reshape(T * B, H).T @ dz_flat
+            h_rows = xp.ascontiguousarray(hs[:T].transpose(0, 2, 1)).reshape(T * B, H)
+            dW_h = h_rows.T @ dz_rows
         if needs[5]:
-            db = dz_flat.sum(axis=0)
-        return dx, (dh if needs[1] else None), (dc if needs[2] else None), dW_x, dW_h, db
+            db = dz_rows.sum(axis=0)
+        return (dx, xp.ascontiguousarray(dh.T) if needs[1] else None,
+                xp.ascontiguousarray(dc.T) if needs[2] else None, dW_x, dW_h, db)
+
+    def __del__(self):
+        if self._buffers:
+            _workspace.give(self.xp, self._buffers)
