@@ -65,6 +65,23 @@ def test_cross_entropy_gradcheck_with_sequence_targets():
     assert md.gradcheck(lambda x: F.cross_entropy(x, target, reduction="sum"), logits)
 
 
+@pytest.mark.parametrize("device", ["cpu", "strict"])
+def test_fused_cross_entropy_agrees_with_log_softmax_and_indexing(device):
+    logits = randn(6, 5, seed=4, device=device)
+    target = np.array([0, 4, 2, 2, -100, 1])
+    fused = F.cross_entropy(logits, target, reduction="none")
+    keep = target != -100
+    picked = F.log_softmax(logits, axis=1)[np.arange(6), np.where(keep, target, 0)]
+    reference = -picked * md.tensor(keep.astype(float), device=device)
+    np.testing.assert_allclose(fused.numpy(), reference.numpy(), rtol=1e-12)
+    g = np.random.default_rng(0).standard_normal(6)
+    fused.backward(g)
+    fused_grad = logits.grad.numpy()
+    logits.grad = None
+    reference.backward(g)
+    np.testing.assert_allclose(fused_grad, logits.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_cross_entropy_target_out_of_range_names_it():
     with pytest.raises(IndexError, match=r"class target 3 .* \[0, 2\]"):
         F.cross_entropy(md.tensor(np.zeros((2, 3))), np.array([0, 3]))

@@ -6,9 +6,8 @@ from typing import Any
 
 from minidl import backend
 from minidl.autograd import Function, ShapeError, Tensor, as_tensor
-from minidl.functions.elementwise import clip, log, sigmoid
+from minidl.functions.elementwise import clip, log
 from minidl.functions.embedding import token_ids
-from minidl.functions.softmax import log_softmax
 
 EPSILON = 1e-7  # Keras' backend.epsilon(): probabilities are clipped to [ε, 1 − ε]
 
@@ -71,12 +70,44 @@ def binary_cross_entropy_with_logits(z: Tensor, target: Any, reduction: str = "m
     return _reduce(BCEWithLogits()(z, y), reduction)
 
 
+class SoftmaxCrossEntropy(Function):
+    """ℓₙ = −log softmax(xₙ)[tₙ] for rows xₙ of logits (N, C) and integer targets tₙ, fused.
+
+    Backward: dℓₙ/dxₙ = softmax(xₙ) − onehot(tₙ) — one pass over the (N, C) logits instead of
+    the several that log_softmax followed by indexing would take (this matters for a language
+    model's output layer). Rows with ``keep = 0`` (ignored targets) get zero loss and gradient.
+    The composite ``-log_softmax(x)[range(N), t]`` is the reference; a test shows they agree.
+    """
+
+    differentiable_backward = False
+
+    def __init__(self, target, keep):
+        self.target, self.keep = target, keep
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        shifted = x - x.max(axis=1, keepdims=True)
+        log_z = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        self.log_p = shifted
+        self.log_p -= log_z                                       # log softmax, in place
+        rows = xp.arange(x.shape[0])
+        return -self.log_p[rows, self.target] * self.keep
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        grad = xp.exp(self.log_p)                                 # softmax
+        grad[xp.arange(grad.shape[0]), self.target] -= 1.0       # − onehot(t)
+        grad *= (gy * self.keep)[:, None]
+        return grad
+
+
 def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,
                   reduction: str = "mean") -> Tensor:
     """−log softmax(logits)[target] for integer class targets.
 
     Shape: logits (N, C) or (N, ..., C); target (N,) or (N, ...) integers in [0, C).
     Targets equal to ``ignore_index`` add nothing and are left out of the mean.
+    Stability: computed through log-softmax, never log(softmax).
     """
     if logits.ndim < 2:
         raise ShapeError(f"cross_entropy: logits must be (N, C) or (N, ..., C), got "
@@ -91,11 +122,7 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,
     t = t.reshape(-1)
     keep = t != ignore_index
     safe = token_ids(xp.where(keep, t, 0), xp, classes, what="class target")
-    log_p = log_softmax(logits.reshape(-1, classes), axis=-1)
-    picked = log_p[xp.arange(t.shape[0]), safe]
-    if not bool(keep.all()):
-        picked = picked * Tensor(keep.astype(logits.dtype))
-    loss = -picked
+    loss = SoftmaxCrossEntropy(safe, keep.astype(logits.dtype))(logits.reshape(-1, classes))
     if reduction == "none":
         return loss.reshape(*logits.shape[:-1])
     return _reduce(loss, reduction, count=max(int(keep.sum()), 1))
