@@ -43,9 +43,39 @@ def xor(args: argparse.Namespace) -> int:
     return 0 if accuracy == 1.0 else 1
 
 
+def demo(args: argparse.Namespace) -> int:
+    """Pretrain, fine-tune, evaluate and improve on real Chinese reviews (see minidl.demo)."""
+    from minidl import backend
+    from minidl.data.datasets import DatasetNotAvailableError
+    from minidl.demo import run
+
+    try:
+        backend.array_module_for(args.device)
+    except backend.DeviceError as error:
+        print(f"minidl demo: {error}", file=sys.stderr)
+        return 2
+    try:
+        run(size=args.size, seed=args.seed, device=args.device, out=args.out,
+            verbose=args.verbose)
+    except DatasetNotAvailableError as error:
+        print(f"minidl demo: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minidl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="pretrain → fine-tune → evaluate → improve on Chinese reviews")
+    p.add_argument("--size", choices=["tiny", "small", "large"], default="small",
+                   help="tiny: seconds (a smoke test); small: a few minutes on a laptop CPU "
+                        "(default); large: a longer run for better numbers")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", default="minidl-out", help="folder for metrics, plots and weights")
+    p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
+                   help="0 quiet, 1 progress bars, 2 one line per epoch")
+    p.set_defaults(run=demo)
     p = sub.add_parser("xor", help="train σ(Wx+b) layers on XOR and print the loss")
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)

@@ -1,0 +1,288 @@
+"""Pretraining (预训练) a character language model, and fine-tuning (微调) it into a classifier.
+
+The story of transfer learning in three steps:
+
+1. **Pretrain** a language model on plain text: Embedding → LSTM → Linear over the vocabulary,
+   trained to predict the next character (cross-entropy), by truncated back-propagation through
+   time (TBPTT): the text is cut into ``batch_size`` parallel streams and read ``bptt``
+   characters at a time, carrying the LSTM state from one window to the next (detached, so the
+   gradient stops at the window's start). Quality: perplexity = exp(mean cross-entropy) on
+   held-out text — the number of characters the model is "choosing between".
+2. **Transfer**: a classifier with the same Embedding and LSTM, initialised with the
+   pretrained weights (same vocabulary; characters never seen in pretraining share the
+   unknown-character id), and a new sigmoid head.
+3. **Fine-tune** on labelled examples, optionally with the encoder frozen for the first epochs
+   (so the random head does not wreck the pretrained weights) and a smaller learning rate for
+   the encoder than for the head.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from minidl import backend
+from minidl import functions as F
+from minidl import nn, optim
+from minidl.autograd import Tensor, no_grad
+from minidl.data.text import Tokenizer, pad_sequences
+from minidl.training.callbacks import Callback
+from minidl.training.loop import fit
+from minidl.training.progress import Progbar
+
+UNKNOWN = "<unk>"
+
+
+# ============================================================================= vocabulary
+def build_vocabulary(texts: Sequence[str], max_size: int = 4000) -> Tokenizer:
+    """A character-level Tokenizer over ``texts``: id 0 is padding, 1 the unknown character,
+    then the ``max_size - 2`` most frequent characters. Each text is followed by a newline
+    character, which the language model learns as "end of text"."""
+    tokenizer = Tokenizer(num_words=max_size, char_level=True, oov_token=UNKNOWN, lower=True)
+    tokenizer.fit_on_texts([t + "\n" for t in texts])
+    return tokenizer
+
+
+def vocabulary_size(tokenizer: Tokenizer) -> int:
+    """Number of ids the models need: ids run from 0 to this minus one."""
+    return min(tokenizer.num_words or 10 ** 9, len(tokenizer.word_index) + 1)
+
+
+def encode_stream(tokenizer: Tokenizer, texts: Sequence[str]) -> np.ndarray:
+    """All texts as one stream of character ids (int32), each ended by the newline id."""
+    sequences = tokenizer.texts_to_sequences([t + "\n" for t in texts])
+    return np.fromiter((i for s in sequences for i in s), dtype=np.int32)
+
+
+def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], maxlen: int) -> np.ndarray:
+    """Texts as a (n, maxlen) id matrix, pre-padded with 0 and keeping each text's end
+    (Keras' defaults), for the classifier."""
+    return pad_sequences(tokenizer.texts_to_sequences(list(texts)), maxlen=maxlen,
+                         padding="pre", truncating="pre")
+
+
+# ============================================================================= the models
+class CharLanguageModel(nn.Module):
+    """Next-character model: Embedding → LSTM → Dropout → Linear over the vocabulary.
+
+    Shape: ids (B, T) -> logits (B, T, vocab_size), state ((B, H), (B, H)).
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_size: int = 128,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, ids: Any, state: Optional[Tuple[Tensor, Tensor]] = None):
+        outputs, state = self.lstm(self.embedding(ids), state)
+        return self.head(self.dropout(outputs)), state
+
+
+class SentimentClassifier(nn.Module):
+    """Embedding → LSTM (padding masked) → Dropout → [Linear → tanh] → Linear → sigmoid.
+
+    Shape: ids (B, T), 0 = padding -> probability of the positive class (B, 1).
+    ``head_hidden`` > 0 adds a hidden tanh layer to the head.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_size: int = 128,
+                 dropout: float = 0.3, head_hidden: int = 0):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        layers: List[nn.Module] = []
+        if head_hidden:
+            layers += [nn.Linear(hidden_size, head_hidden), nn.Tanh()]
+        layers.append(nn.Linear(head_hidden or hidden_size, 1))
+        self.head = nn.Sequential(*layers)
+
+    def encoder(self) -> List[nn.Module]:
+        return [self.embedding, self.lstm]
+
+    def encoder_parameters(self) -> List[nn.Parameter]:
+        return self.embedding.parameters() + self.lstm.parameters()
+
+    def forward(self, ids: Any) -> Tensor:
+        ids = ids.data if isinstance(ids, Tensor) else ids
+        mask = ids != 0
+        _, (h, _) = self.lstm(self.embedding(ids), mask=mask)
+        return F.sigmoid(self.head(self.dropout(h)))
+
+
+def transfer_encoder(language_model: CharLanguageModel, classifier: SentimentClassifier) -> None:
+    """Copy the pretrained Embedding and LSTM weights into the classifier (copies: fine-tuning
+    the classifier leaves the language model as it was)."""
+    for source, target in ((language_model.embedding, classifier.embedding),
+                           (language_model.lstm, classifier.lstm)):
+        target.load_state_dict(source.state_dict())
+
+
+# ============================================================================= pretraining
+def _windows(stream: np.ndarray, batch_size: int, bptt: int):
+    """Cut the stream into ``batch_size`` rows and yield (inputs, targets) windows of ``bptt``
+    characters: targets are the inputs shifted by one."""
+    length = (len(stream) - 1) // batch_size
+    if length < 2:
+        raise ValueError(f"a stream of {len(stream)} ids is too short for batch_size "
+                         f"{batch_size}")
+    rows = stream[:length * batch_size + 1]
+    inputs = rows[:-1].reshape(batch_size, length)
+    targets = rows[1:].reshape(batch_size, length)
+    for start in range(0, length - 1, bptt):
+        yield inputs[:, start:start + bptt], targets[:, start:start + bptt]
+
+
+def pretrain(model: CharLanguageModel, stream: np.ndarray, steps: int, batch_size: int = 32,
+             bptt: int = 64, lr: float = 3e-3, clip: float = 1.0, verbose: int = 1,
+             stream_out: Any = None) -> List[float]:
+    """Train ``model`` for ``steps`` TBPTT windows over ``stream`` (cycling through it).
+
+    Returns the loss of each step. With ``verbose`` a progress bar shows the running loss.
+    """
+    optimizer = optim.Adam(model.parameters(), lr=lr)
+    schedule = optim.CosineAnnealingLR(optimizer, T_max=steps, eta_min=lr / 10)
+    bar = Progbar(steps, verbose=verbose, stream=stream_out or sys.stdout)
+    device = model.device
+    losses: List[float] = []
+    model.train()
+    while len(losses) < steps:
+        state = None
+        for inputs, targets in _windows(stream, batch_size, bptt):
+            if state is not None:  # truncated BPTT: keep the state, cut the gradient
+                state = (state[0].detach(), state[1].detach())
+            logits, state = model(backend.to_device(inputs, device), state)
+            loss = F.cross_entropy(logits, backend.to_device(targets, device))
+            optimizer.zero_grad()
+            loss.backward()
+            optim.clip_grad_norm(model.parameters(), clip)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            recent = losses[-50:]
+            bar.update(len(losses), [("loss", sum(recent) / len(recent))])
+            if len(losses) >= steps:
+                break
+    return losses
+
+
+def perplexity(model: CharLanguageModel, stream: np.ndarray, batch_size: int = 32,
+               bptt: int = 128) -> float:
+    """exp(mean next-character cross-entropy) over ``stream`` (held-out text)."""
+    model.eval()
+    total, count, state = 0.0, 0, None
+    device = model.device
+    with no_grad():
+        for inputs, targets in _windows(stream, batch_size, bptt):
+            logits, state = model(backend.to_device(inputs, device), state)
+            total += F.cross_entropy(logits, backend.to_device(targets, device),
+                                     reduction="sum").item()
+            count += targets.size
+    model.train()
+    return math.exp(total / count)
+
+
+def generate(model: CharLanguageModel, tokenizer: Tokenizer, prompt: str, length: int = 50,
+             temperature: float = 1.0, seed: int = 0) -> str:
+    """Continue ``prompt`` by sampling ``length`` characters (stopping at a newline).
+
+    Temperature divides the logits before the softmax: below 1 the model picks likelier
+    characters (safer, more repetitive), above 1 rarer ones (more varied, more mistakes).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    rng = np.random.default_rng(seed)
+    ids = tokenizer.texts_to_sequences([prompt])[0] or [1]
+    model.eval()
+    out: List[str] = []
+    device = model.device
+    with no_grad():
+        logits, state = model(backend.to_device(np.array([ids]), device))
+        for _ in range(length):
+            scores = backend.to_numpy(logits.data[0, -1]).astype(np.float64) / temperature
+            scores[:2] = -np.inf  # never emit padding or the unknown character
+            p = np.exp(scores - scores.max())
+            next_id = int(rng.choice(len(p), p=p / p.sum()))
+            char = tokenizer.index_word.get(next_id, "")
+            if char == "\n":
+                break
+            out.append(char)
+            logits, state = model(backend.to_device(np.array([[next_id]]), device), state)
+    model.train()
+    return prompt + "".join(out)
+
+
+# ============================================================================= fine-tuning
+class UnfreezeEncoder(Callback):
+    """A training callback: the encoder is frozen for the first ``epochs`` epochs, then trained."""
+
+    def __init__(self, classifier: SentimentClassifier, epochs: int):
+        super().__init__()
+        self.classifier, self.epochs = classifier, epochs
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        for module in self.classifier.encoder():
+            module.requires_grad_(epoch >= self.epochs)
+
+
+def fine_tune(classifier: SentimentClassifier, x_train: np.ndarray, y_train: np.ndarray,
+              x_val: Optional[np.ndarray] = None, y_val: Optional[np.ndarray] = None,
+              epochs: int = 3, batch_size: int = 64, lr_encoder: float = 1e-3,
+              lr_head: float = 3e-3, freeze_epochs: int = 0, verbose: int = 1,
+              callbacks: Optional[List[Callback]] = None, stream: Any = None):
+    """Train the classifier with binary cross-entropy and Adam, the encoder and the head in
+    separate parameter groups (their own learning rates), the encoder frozen for the first
+    ``freeze_epochs`` epochs. Returns the ``History``."""
+    head = [p for p in classifier.parameters()
+            if all(p is not q for q in classifier.encoder_parameters())]
+    optimizer = optim.Adam([{"params": classifier.encoder_parameters(), "lr": lr_encoder},
+                            {"params": head, "lr": lr_head}])
+    callbacks = list(callbacks or [])
+    if freeze_epochs:
+        callbacks.insert(0, UnfreezeEncoder(classifier, freeze_epochs))
+    y_train = np.asarray(y_train, dtype=np.float32).reshape(-1, 1)
+    validation = None if x_val is None else (
+        x_val, np.asarray(y_val, dtype=np.float32).reshape(-1, 1))
+    history = fit(classifier, F.binary_cross_entropy, optimizer, x_train, y_train,
+                  batch_size=batch_size, epochs=epochs, verbose=verbose,
+                  validation_data=validation, callbacks=callbacks,
+                  metrics={"accuracy": _binary_accuracy}, stream=stream)
+    for module in classifier.encoder():
+        module.requires_grad_(True)
+    return history
+
+
+def _binary_accuracy(y_true: Any, y_pred: Any) -> Any:
+    return ((y_pred > 0.5) == (y_true > 0.5)).astype(y_pred.dtype).ravel()
+
+
+def predict_proba(classifier: SentimentClassifier, x: np.ndarray,
+                  batch_size: int = 256) -> np.ndarray:
+    """Probabilities of the positive class, shape (n,), computed without a graph."""
+    classifier.eval()
+    device = classifier.device
+    out = []
+    with no_grad():
+        for start in range(0, len(x), batch_size):
+            out.append(backend.to_numpy(classifier(
+                backend.to_device(x[start:start + batch_size], device)).data).ravel())
+    classifier.train()
+    return np.concatenate(out)
+
+
+def evaluate(classifier: SentimentClassifier, x: np.ndarray, y: np.ndarray) -> Dict[str, Any]:
+    """Accuracy, precision, recall, F1 (positive class = 1) and the confusion matrix."""
+    from minidl import metrics
+
+    predicted = (predict_proba(classifier, x) > 0.5).astype(int)
+    y = np.asarray(y).astype(int)
+    return {"accuracy": metrics.accuracy_score(y, predicted),
+            "precision": metrics.precision_score(y, predicted, zero_division=0),
+            "recall": metrics.recall_score(y, predicted, zero_division=0),
+            "f1": metrics.f1_score(y, predicted, zero_division=0),
+            "confusion_matrix": metrics.confusion_matrix(y, predicted, labels=[0, 1]).tolist()}
