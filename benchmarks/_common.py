@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any, Callable, Optional, Sequence
 
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -57,7 +58,58 @@ def environment_lines(extra: Sequence[str] = ()) -> list[str]:
                                        "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE both unset"))
     lines.extend(blas_lines())
     lines.extend(extra)
+    lines.extend(load_lines())
     return lines
+
+
+def busy_fraction(seconds: float = 0.5) -> Optional[float]:
+    """Share of all CPUs busy during ``seconds`` (Linux /proc/stat), before we start measuring:
+    another process using the CPUs inflates multi-threaded figures (BLAS, OpenMP) most."""
+    def sample():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        idle = values[3] + values[4]  # idle + iowait
+        return sum(values) - idle, sum(values)
+    try:
+        busy0, total0 = sample()
+        time.sleep(seconds)
+        busy1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
+def load_lines() -> list[str]:
+    """The machine's load just before measuring, with a warning when others are busy."""
+    busy = busy_fraction()
+    if busy is None:
+        return []
+    cpus = os.cpu_count() or 1
+    line = f"CPU use by other processes just before measuring: {busy:.0%} of {cpus} CPUs"
+    if busy > 0.25:
+        line += (" -- WARNING: the machine is busy; multi-threaded figures (BLAS, torch's "
+                 "OpenMP) are inflated and noisy, compare the ratios rather than the times")
+    return [line]
+
+
+def limit_threads(threads: Optional[int]) -> list[str]:
+    """With ``--threads N``: cap NumPy's BLAS (threadpoolctl) and PyTorch (set_num_threads) at
+    N threads, for diagnosis on a busy machine. Default: leave every library as it is."""
+    if not threads:
+        return []
+    lines = [f"--threads {threads}: BLAS and torch capped at {threads} thread(s) (not the "
+             f"libraries' defaults)"]
+    try:
+        import threadpoolctl
+        _limits.append(threadpoolctl.threadpool_limits(threads))
+    except ImportError:
+        lines.append("threadpoolctl is not installed: NumPy's BLAS threads are not capped")
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    return lines
+
+
+_limits: list = []  # keeps the threadpoolctl limits alive for the whole run
 
 
 def blas_lines() -> list[str]:

@@ -78,7 +78,8 @@ def _check_targets(y_true: Any, y_pred: Any) -> tuple[str, np.ndarray, np.ndarra
 def _zero_division_value(zero_division: Union[str, float]) -> float:
     if isinstance(zero_division, str) and zero_division == 'warn':
         return 0.0
-    if isinstance(zero_division, (int, float)) and (zero_division in (0, 1) or np.isnan(zero_division)):
+    if isinstance(zero_division, (int, float)) and (zero_division in (0, 1)
+                                                    or np.isnan(zero_division)):
         return float(zero_division)
     raise ValueError(f"zero_division must be 'warn', 0, 1 or np.nan, got {zero_division!r}")
 
@@ -150,13 +151,16 @@ def precision_recall_fscore_support(
         return indicator.sum(axis=0) if weights is None else weights @ indicator
     tp_sum, true_sum, pred_sum = count(is_true & is_pred), count(is_true), count(is_pred)
     if average == 'micro':
-        tp_sum, true_sum, pred_sum = (np.sum(c, keepdims=True) for c in (tp_sum, true_sum, pred_sum))
+        tp_sum, true_sum, pred_sum = (np.sum(n, keepdims=True) for n in (tp_sum, true_sum, pred_sum))
 
     beta2 = beta ** 2
-    precision = _divide(tp_sum, pred_sum, 'Precision', 'predicted', 'precision' in warn_for, zero_division)
+    precision = _divide(tp_sum, pred_sum, 'Precision', 'predicted',
+                        'precision' in warn_for, zero_division)
     recall = _divide(tp_sum, true_sum, 'Recall', 'true', 'recall' in warn_for, zero_division)
     if np.isposinf(beta):
         fscore = recall
+    elif beta == 0:
+        fscore = precision
     else:
         fscore = _divide((1 + beta2) * tp_sum, beta2 * true_sum + pred_sum, 'F-score',
                          'true nor predicted', 'f-score' in warn_for, zero_division)
@@ -177,18 +181,14 @@ def _nan_average(scores: np.ndarray, weights: Optional[np.ndarray]) -> float:
     return float(np.average(scores[defined], weights=weights[defined]))
 
 
-def _one_score(which: int, metric: str, y_true: Any, y_pred: Any, beta: float = 1.0, **kwargs: Any):
-    scores = precision_recall_fscore_support(y_true, y_pred, beta=beta, warn_for=(metric,), **kwargs)
-    return scores[which]
-
-
 def precision_score(y_true: Any, y_pred: Any, *, labels: Optional[Sequence] = None,
                     pos_label: Any = 1, average: Optional[str] = 'binary',
                     sample_weight: Optional[Sequence[float]] = None,
                     zero_division: Union[str, float] = 'warn'):
     """Precision TP / (TP + FP): of the samples predicted positive, the fraction truly positive."""
-    return _one_score(0, 'precision', y_true, y_pred, labels=labels, pos_label=pos_label,
-                      average=average, sample_weight=sample_weight, zero_division=zero_division)
+    return precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, pos_label=pos_label, average=average, warn_for=('precision',),
+        sample_weight=sample_weight, zero_division=zero_division)[0]
 
 
 def recall_score(y_true: Any, y_pred: Any, *, labels: Optional[Sequence] = None,
@@ -196,27 +196,32 @@ def recall_score(y_true: Any, y_pred: Any, *, labels: Optional[Sequence] = None,
                  sample_weight: Optional[Sequence[float]] = None,
                  zero_division: Union[str, float] = 'warn'):
     """Recall TP / (TP + FN): of the truly positive samples, the fraction predicted positive."""
-    return _one_score(1, 'recall', y_true, y_pred, labels=labels, pos_label=pos_label,
-                      average=average, sample_weight=sample_weight, zero_division=zero_division)
+    return precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, pos_label=pos_label, average=average, warn_for=('recall',),
+        sample_weight=sample_weight, zero_division=zero_division)[1]
 
 
 def fbeta_score(y_true: Any, y_pred: Any, *, beta: float, labels: Optional[Sequence] = None,
                 pos_label: Any = 1, average: Optional[str] = 'binary',
                 sample_weight: Optional[Sequence[float]] = None,
                 zero_division: Union[str, float] = 'warn'):
-    """F-beta (1 + β²)·P·R / (β²·P + R): recall counts β times as much as precision."""
-    return _one_score(2, 'f-score', y_true, y_pred, beta=beta, labels=labels, pos_label=pos_label,
-                      average=average, sample_weight=sample_weight, zero_division=zero_division)
+    """F-beta = (1 + β²)·P·R / (β²·P + R): recall counts β times as much as precision."""
+    return precision_recall_fscore_support(
+        y_true, y_pred, beta=beta, labels=labels, pos_label=pos_label, average=average,
+        warn_for=('f-score',), sample_weight=sample_weight, zero_division=zero_division)[2]
 
 
 def f1_score(y_true: Any, y_pred: Any, *, labels: Optional[Sequence] = None,
              pos_label: Any = 1, average: Optional[str] = 'binary',
              sample_weight: Optional[Sequence[float]] = None,
              zero_division: Union[str, float] = 'warn'):
-    """F1 = 2·P·R / (P + R), the harmonic mean of precision and recall. Macro-F1 averages
-    the per-class F1 (it is not the F1 of macro precision and macro recall)."""
-    return _one_score(2, 'f-score', y_true, y_pred, labels=labels, pos_label=pos_label,
-                      average=average, sample_weight=sample_weight, zero_division=zero_division)
+    """F1 = 2·P·R / (P + R), the harmonic mean of precision and recall.
+
+    Macro-F1 is the mean of the per-class F1, not the F1 of macro precision and macro recall.
+    """
+    return precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, pos_label=pos_label, average=average, warn_for=('f-score',),
+        sample_weight=sample_weight, zero_division=zero_division)[2]
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, *, labels: Optional[Sequence] = None,
@@ -240,10 +245,11 @@ def confusion_matrix(y_true: Any, y_pred: Any, *, labels: Optional[Sequence] = N
     else:
         labels = np.asarray(labels)
         if len(labels) == 0:
-            raise ValueError("'labels' should contains at least one label.")
+            raise ValueError("'labels' should contain at least one label.")
         if not np.any(np.isin(y_true, labels)):
             raise ValueError('At least one label specified must be in y_true')
-    weights = np.ones(len(y_true), dtype=np.int64) if sample_weight is None else np.asarray(sample_weight)
+    weights = (np.ones(len(y_true), dtype=np.int64) if sample_weight is None
+               else np.asarray(sample_weight))
     is_true = (y_true[:, None] == labels[None, :]).astype(weights.dtype)
     is_pred = (y_pred[:, None] == labels[None, :]).astype(weights.dtype)
     C = (is_true * weights[:, None]).T @ is_pred
@@ -263,7 +269,7 @@ def classification_report(y_true: Any, y_pred: Any, *, labels: Optional[Sequence
     """A table of precision, recall, F1 and support per class, then accuracy, macro and
     weighted averages (scikit-learn's layout). The 'accuracy' row appears when every class is
     reported; otherwise a 'micro avg' row is shown instead."""
-    task, y_true, y_pred = _check_targets(y_true, y_pred)
+    _, y_true, y_pred = _check_targets(y_true, y_pred)
     present = np.union1d(y_true, y_pred)
     labels_given = labels is not None
     labels = present if labels is None else np.asarray(labels)
@@ -279,7 +285,7 @@ def classification_report(y_true: Any, y_pred: Any, *, labels: Optional[Sequence
     per_class = precision_recall_fscore_support(y_true, y_pred, average=None, **kwargs)
     support = per_class[3]
     class_rows = [(name, *(float(v[k]) for v in per_class[:3]), support[k])
-                  for k, name in enumerate(names)]
+                  for k, name in zip(range(len(labels)), names)]  # zip: sizes may differ (warned)
     average_rows = []
     for average in ('micro', 'macro', 'weighted'):
         p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average=average, **kwargs)
@@ -288,11 +294,12 @@ def classification_report(y_true: Any, y_pred: Any, *, labels: Optional[Sequence
 
     headers = ('precision', 'recall', 'f1-score', 'support')
     if output_dict:
-        report = {row[0]: dict(zip(headers, map(float, row[1:]))) for row in class_rows + average_rows}
+        report = {row[0]: dict(zip(headers, map(float, row[1:])))
+                  for row in class_rows + average_rows}
         if 'accuracy' in report:
             report['accuracy'] = report['accuracy']['f1-score']
         return report
-    width = max(max(len(name) for name in names), len('weighted avg'), digits)
+    width = max(max((len(name) for name in names), default=0), len('weighted avg'), digits)
     lines = [' ' * width + ' ' + ''.join(f' {h:>9}' for h in headers), '']
     def line(heading, p, r, f, s):
         if heading == 'accuracy':  # accuracy has a single value, shown in the F1 column

@@ -106,6 +106,13 @@ def test_target_shape_mismatch_says_how_to_fix_it():
         F.binary_cross_entropy(md.tensor(np.full((3, 1), 0.5)), np.ones(3))
 
 
+def test_host_targets_are_moved_to_the_prediction_device():
+    p = md.tensor([[0.5]], device="strict")
+    assert F.binary_cross_entropy(p, np.array([[1.0]])).device == "strict"
+    assert F.cross_entropy(md.tensor(np.zeros((2, 3)), device="strict"), [0, 2]).device == \
+        "strict"
+
+
 def test_unknown_reduction_is_an_error():
     with pytest.raises(ValueError, match="reduction"):
         nn.MSELoss(reduction="avg")

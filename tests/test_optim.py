@@ -80,6 +80,12 @@ def test_rmsprop_step():
     np.testing.assert_allclose(p.numpy(), [1.0 - 0.01 * 2.0 / math.sqrt(0.1 * 4.0)])
 
 
+def test_rmsprop_with_epsilon_inside_the_root_as_keras():
+    p = param_with_grad([1.0], [2.0])
+    optim.RMSprop([p], lr=0.01, alpha=0.9, eps=0.5, eps_inside_sqrt=True).step()
+    np.testing.assert_allclose(p.numpy(), [1.0 - 0.01 * 2.0 / math.sqrt(0.1 * 4.0 + 0.5)])
+
+
 def test_parameter_groups_have_their_own_learning_rates():
     a, b = param_with_grad([1.0], [1.0]), param_with_grad([1.0], [1.0])
     optim.SGD([{"params": [a], "lr": 0.1}, {"params": [b]}], lr=0.01).step()

@@ -8,7 +8,6 @@ default the Tokenizer makes every Chinese, Japanese or Korean character its own 
 from __future__ import annotations
 
 import json
-import operator
 import re
 import unicodedata
 import warnings
@@ -140,8 +139,9 @@ class Tokenizer:
             num_words = kwargs.pop('nb_words')
         document_count = kwargs.pop('document_count', 0)
         if kwargs:
-            raise TypeError(f'Tokenizer got unexpected keyword arguments {sorted(kwargs)}; it takes '
-                            'num_words, filters, lower, split, char_level, oov_token, analyzer, cjk.')
+            raise TypeError(f'Tokenizer got unexpected keyword arguments {sorted(kwargs)}; it '
+                            'takes num_words, filters, lower, split, char_level, oov_token, '
+                            'analyzer and cjk.')
         if cjk not in ('split', 'keras'):
             raise ValueError(f"cjk must be 'split' (one token per CJK character) or 'keras' "
                              f"(Keras' splitting), got {cjk!r}")
@@ -166,7 +166,7 @@ class Tokenizer:
         """The tokens of one text, as this tokenizer sees them."""
         if self.char_level or isinstance(text, list):
             if self.lower:
-                return [token.lower() for token in text] if isinstance(text, list) else list(text.lower())
+                text = [token.lower() for token in text] if isinstance(text, list) else text.lower()
             return list(text)
         if self.analyzer is not None:
             return list(self.analyzer(text))
@@ -226,7 +226,7 @@ class Tokenizer:
 
     def sequences_to_texts_generator(self, sequences: Iterable[Sequence[int]]) -> Iterator[str]:
         """Yield one text per index sequence (see `sequences_to_texts`)."""
-        oov_word = self.oov_token if self.oov_token in self.word_index else None
+        oov_word = self.oov_token if self.oov_token in self.word_index else None  # fitted?
         for sequence in sequences:
             words = []
             for i in sequence:
@@ -350,7 +350,8 @@ def pad_sequences(sequences: Sequence, maxlen: Optional[int] = None, dtype: Any 
         if not lengths:
             raise ValueError('Cannot infer maxlen from an empty list of sequences; pass maxlen.')
         maxlen = max(lengths)
-    maxlen = operator.index(maxlen)  # TypeError for 2.5 or '10'
+    if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)):
+        raise TypeError(f'maxlen must be an int or None, got {type(maxlen).__name__} {maxlen!r}')
     if maxlen < 0:
         raise ValueError(f'maxlen must be >= 0, got {maxlen}')
     is_text_dtype = np.issubdtype(dtype, np.str_) or np.issubdtype(dtype, np.bytes_)

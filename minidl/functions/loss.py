@@ -23,12 +23,16 @@ def _reduce(loss: Tensor, reduction: str, count: Any = None) -> Tensor:
 
 
 def _targets_like(name: str, prediction: Tensor, target: Any) -> Tensor:
-    target = as_tensor(target, prediction)
+    """The target as a Tensor beside the prediction: same device (host arrays and lists are
+    copied over, as targets usually come from host data), same dtype, same shape."""
+    if not isinstance(target, Tensor):
+        target = Tensor(backend.to_device(
+            target if hasattr(target, "shape") else backend.host_array(target), prediction.device))
     if target.shape != prediction.shape:
         raise ShapeError(f"{name}: target shape {target.shape} must equal prediction shape "
                          f"{prediction.shape} (reshape one, e.g. y.reshape(-1, 1))")
     if target.dtype != prediction.dtype:
-        target = Tensor(target.data.astype(prediction.dtype))
+        target = Tensor(target.data.astype(prediction.dtype), target.requires_grad)
     return target
 
 

@@ -314,8 +314,8 @@ class ModelCheckpoint(Callback):
                           f"{self.best:.5f}")
                 return
             if self.verbose > 0:
-                before = math.inf if self.best is None else self.best
-                before = -before if self.best is None and self.mode == "max" else before
+                before = self.best if self.best is not None else \
+                    (math.inf if self.mode == "min" else -math.inf)
                 print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {before:.5f} to "
                       f"{current:.5f}, saving model to {path}")
             self.best = current

@@ -1,0 +1,170 @@
+"""Keras' metrics (``tensorflow.keras.metrics``): functions of ``(y_true, y_pred)`` that return
+one value per sample, and stateful ``Metric`` objects that average them.
+
+``compile(metrics=['accuracy'])`` picks the accuracy by Keras' rule (``accuracy_for``):
+    y_pred has a last axis of 1                       → binary_accuracy (threshold 0.5, strict >)
+    y_true has lower rank than y_pred, or y_true's
+    last axis is 1 while y_pred's is larger            → sparse_categorical_accuracy
+    otherwise (one-hot y_true)                         → categorical_accuracy
+The logged name is the string given (``'accuracy'`` or ``'acc'``).
+
+Metric functions compute on raw arrays (NumPy or CuPy) or Tensors, outside the graph.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+from minidl import backend
+from minidl.autograd import Tensor, no_grad
+from minidl.keras import losses as _losses
+from minidl.keras.losses import squeeze_or_expand_to_same_rank
+
+
+def _raw(y_true: Any, y_pred: Any) -> Tuple[Any, Any]:
+    """Both as raw arrays, y_true moved to y_pred's device."""
+    y_pred = y_pred.data if isinstance(y_pred, Tensor) else y_pred
+    y_true = y_true.data if isinstance(y_true, Tensor) else y_true
+    xp = backend.get_array_module(y_pred)
+    y_pred = y_pred if hasattr(y_pred, "shape") else xp.asarray(y_pred)
+    y_true = backend.to_device(y_true if hasattr(y_true, "shape") else xp.asarray(y_true),
+                               backend.device_of(y_pred))
+    return y_true, y_pred
+
+
+def _arrays(y_true: Any, y_pred: Any) -> Tuple[Any, Any]:
+    """Raw arrays on y_pred's device, ranks aligned as Keras does."""
+    return squeeze_or_expand_to_same_rank(*_raw(y_true, y_pred))
+
+
+def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> Any:
+    """mean over the last axis of [y_true == (y_pred > threshold)].
+    Shape: (n, ..., k) -> (n, ...)."""
+    y_true, y_pred = _arrays(y_true, y_pred)
+    predicted = (y_pred > threshold).astype(y_pred.dtype)
+    return (y_true == predicted).astype(y_pred.dtype).mean(axis=-1)
+
+
+def categorical_accuracy(y_true: Any, y_pred: Any) -> Any:
+    """1 where argmax(y_true) == argmax(y_pred) (one-hot targets).
+    Shape: (n, ..., C) -> (n, ...)."""
+    y_true, y_pred = _arrays(y_true, y_pred)
+    xp = backend.get_array_module(y_pred)
+    return (xp.argmax(y_true, axis=-1) == xp.argmax(y_pred, axis=-1)).astype(y_pred.dtype)
+
+
+def sparse_categorical_accuracy(y_true: Any, y_pred: Any) -> Any:
+    """1 where the integer label equals argmax(y_pred). Shape: labels (n, ...) or (n, ..., 1),
+    y_pred (n, ..., C) -> (n, ...)."""
+    y_true, y_pred = _raw(y_true, y_pred)
+    xp = backend.get_array_module(y_pred)
+    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
+        y_true = y_true.reshape(y_true.shape[:-1])
+    predicted = xp.argmax(y_pred, axis=-1)
+    return (y_true.astype(predicted.dtype) == predicted).astype(y_pred.dtype)
+
+
+def accuracy_for(y_true_shape: Sequence[int], y_pred_shape: Sequence[int]) -> Callable:
+    """The accuracy Keras means by ``'accuracy'`` for targets and predictions of these shapes."""
+    if y_pred_shape[-1] == 1:
+        return binary_accuracy
+    if len(y_true_shape) < len(y_pred_shape) or \
+            (y_true_shape[-1] == 1 and y_pred_shape[-1] != 1):
+        return sparse_categorical_accuracy
+    return categorical_accuracy
+
+
+def accuracy(y_true: Any, y_pred: Any) -> Any:
+    """``'accuracy'``: binary, categorical or sparse-categorical accuracy by the shapes."""
+    return accuracy_for(y_true.shape, y_pred.shape)(y_true, y_pred)
+
+
+def _loss_metric(loss: Callable) -> Callable:
+    """A loss function used as a metric: per-sample values, computed without a graph."""
+    def metric(y_true: Any, y_pred: Any) -> Any:
+        with no_grad():
+            y_pred = y_pred if isinstance(y_pred, Tensor) else Tensor(y_pred)
+            return loss(y_true, y_pred).data
+    metric.__name__ = loss.__name__
+    return metric
+
+
+_BY_NAME = {
+    "accuracy": accuracy, "acc": accuracy,
+    "binary_accuracy": binary_accuracy,
+    "categorical_accuracy": categorical_accuracy,
+    "sparse_categorical_accuracy": sparse_categorical_accuracy,
+    "binary_crossentropy": _loss_metric(_losses.binary_crossentropy),
+    "categorical_crossentropy": _loss_metric(_losses.categorical_crossentropy),
+    "sparse_categorical_crossentropy": _loss_metric(_losses.sparse_categorical_crossentropy),
+    "mean_squared_error": _loss_metric(_losses.mean_squared_error),
+    "mse": _loss_metric(_losses.mean_squared_error),
+    "mean_absolute_error": _loss_metric(_losses.mean_absolute_error),
+    "mae": _loss_metric(_losses.mean_absolute_error),
+}
+
+
+# ----------------------------------------------------------------------------- metric objects
+class Metric:
+    """A running mean of a per-sample metric: ``update_state(y_true, y_pred)``, ``result()``,
+    ``reset_state()``. Subclasses set ``fn``."""
+
+    fn: Callable = staticmethod(binary_accuracy)
+
+    def __init__(self, name: Optional[str] = None, **options: Any):
+        self.name = name or self.fn.__name__
+        self.options = options
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def per_sample(self, y_true: Any, y_pred: Any) -> Any:
+        return type(self).fn(y_true, y_pred, **self.options)
+
+    def update_state(self, y_true: Any, y_pred: Any) -> None:
+        values = self.per_sample(y_true, y_pred)
+        self.total += float(values.sum())
+        self.count += int(values.size)
+
+    def result(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+
+class BinaryAccuracy(Metric):
+    fn = staticmethod(binary_accuracy)
+
+    def __init__(self, name: str = "binary_accuracy", threshold: float = 0.5):
+        super().__init__(name, threshold=threshold)
+
+
+class CategoricalAccuracy(Metric):
+    fn = staticmethod(categorical_accuracy)
+
+    def __init__(self, name: str = "categorical_accuracy"):
+        super().__init__(name)
+
+
+class SparseCategoricalAccuracy(Metric):
+    fn = staticmethod(sparse_categorical_accuracy)
+
+    def __init__(self, name: str = "sparse_categorical_accuracy"):
+        super().__init__(name)
+
+
+def get(identifier: Any) -> Tuple[str, Callable[[Any, Any], Any]]:
+    """``(logged name, per-sample function)`` for a metric name, a ``Metric`` object, a ``Loss``
+    object or a function of your own (logged under its ``__name__``)."""
+    if isinstance(identifier, str):
+        try:
+            return identifier, _BY_NAME[identifier]
+        except KeyError:
+            raise ValueError(f"unknown metric {identifier!r}; expected one of "
+                             f"{sorted(_BY_NAME)}, a Metric object or a function") from None
+    if isinstance(identifier, Metric):
+        return identifier.name, identifier.per_sample
+    if isinstance(identifier, _losses.Loss):
+        return identifier.name, _loss_metric(identifier.per_sample)
+    if callable(identifier):
+        return getattr(identifier, "__name__", type(identifier).__name__), identifier
+    raise TypeError(f"a metric must be a name, a Metric object or a function, got "
+                    f"{type(identifier).__name__}")

@@ -1,0 +1,206 @@
+"""Keras' optimizers (``tensorflow.keras.optimizers``) with Keras' names and defaults, running
+``minidl.optim`` underneath.
+
+    Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
+        → optim.Adam(lr, betas=(β₁, β₂), eps=ε, epsilon_hat=True): Keras adds ε to √v, outside
+          the bias correction: θ ← θ − lr·√(1−β₂ᵗ)/(1−β₁ᵗ)·m/(√v + ε)
+    AdamW(learning_rate=0.001, weight_decay=0.004, ...) → optim.AdamW (decoupled decay, as Keras)
+    SGD(learning_rate=0.01, momentum=0.0, nesterov=False) → optim.SGD: Keras' v ← μv − lr·g is
+          PyTorch's u ← μu + g with v = −lr·u, the same steps for a constant learning rate
+    RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7)
+        → optim.RMSprop(alpha=ρ, eps_inside_sqrt=True): Keras divides by √(v + ε).
+
+A Keras optimizer is created before the model has weights (``compile`` comes before the lazy
+build), so the ``minidl.optim`` optimizer is made on the first ``fit``; it keeps its state over
+later ``fit`` calls. ``clipnorm`` (per weight), ``clipvalue`` and ``global_clipnorm`` clip the
+gradients before each step.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional
+
+from minidl import optim
+
+# Keras optimizer options minidl accepts only at their default values.
+_KERAS_ONLY = {"use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
+               "loss_scale_factor": None, "gradient_accumulation_steps": None,
+               "amsgrad": False, "centered": False, "weight_decay": None}
+
+
+class Optimizer:
+    """Base class: Keras-side settings plus the ``minidl.optim`` optimizer (``self.core``) they
+    make. The training loop calls ``zero_grad()`` and ``step()``."""
+
+    def __init__(self, learning_rate: float, name: str, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None,
+                 **kwargs: Any):
+        for option, value in kwargs.items():
+            if option not in _KERAS_ONLY:
+                raise TypeError(f"{type(self).__name__} got an unexpected keyword argument "
+                                f"{option!r}")
+            if value != _KERAS_ONLY[option]:
+                raise NotImplementedError(f"{type(self).__name__}: minidl does not implement "
+                                          f"{option}={value!r}")
+        if not isinstance(learning_rate, (int, float)):
+            raise NotImplementedError("learning-rate schedules are not supported by "
+                                      "minidl.keras; pass a number, or use minidl.optim's "
+                                      "schedules with minidl.training.fit")
+        if learning_rate < 0:
+            raise ValueError(f"learning_rate must be >= 0, got {learning_rate}")
+        self.name = name
+        self._learning_rate = float(learning_rate)
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.core: Optional[optim.Optimizer] = None
+        self._params: List[Any] = []
+
+    def _make(self, params: List[Any]) -> optim.Optimizer:
+        raise NotImplementedError
+
+    def build(self, params: Iterable[Any]) -> None:
+        """Make the ``minidl.optim`` optimizer for ``params`` (kept if the parameters are the
+        same as last time, so its moments survive between ``fit`` calls)."""
+        params = list(params)
+        if self.core is not None and [id(p) for p in params] == [id(p) for p in self._params]:
+            return
+        self._params = params
+        self.core = self._make(params)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.core.param_groups[0]["lr"] if self.core is not None else self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._learning_rate = float(value)
+        if self.core is not None:
+            for group in self.core.param_groups:
+                group["lr"] = float(value)
+
+    @property
+    def iterations(self) -> int:
+        """How many steps have been taken."""
+        return self.core.steps if self.core is not None else 0
+
+    def _built(self) -> optim.Optimizer:
+        if self.core is None:
+            raise RuntimeError(f"{type(self).__name__} has no weights yet: it is built by "
+                               f"model.fit (or optimizer.build(model.parameters()))")
+        return self.core
+
+    def zero_grad(self) -> None:
+        self._built().zero_grad()
+
+    def step(self) -> None:
+        """Clip the gradients (if asked), then update the weights."""
+        core = self._built()
+        if self.clipvalue is not None:
+            optim.clip_grad_value(self._params, self.clipvalue)
+        if self.clipnorm is not None:
+            for p in self._params:
+                optim.clip_grad_norm([p], self.clipnorm)
+        if self.global_clipnorm is not None:
+            optim.clip_grad_norm(self._params, self.global_clipnorm)
+        core.step()
+
+    def state_dict(self) -> Dict[str, Any]:
+        return self._built().state_dict()
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self._built().load_state_dict(state)
+
+    def get_config(self) -> Dict[str, Any]:
+        return {"name": self.name, "learning_rate": self.learning_rate}
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({settings})"
+
+
+class Adam(Optimizer):
+    """Adam with Keras' defaults and Keras' ε placement (see the module docstring).
+    ``weight_decay`` (decoupled, as Keras) switches to ``optim.AdamW``."""
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False,
+                 weight_decay: Optional[float] = None, name: str = "adam", **kwargs: Any):
+        super().__init__(learning_rate, name, amsgrad=amsgrad, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.weight_decay = weight_decay
+
+    def _make(self, params):
+        betas = (self.beta_1, self.beta_2)
+        if self.weight_decay:
+            return optim.AdamW(params, lr=self._learning_rate, betas=betas, eps=self.epsilon,
+                               weight_decay=self.weight_decay, epsilon_hat=True)
+        return optim.Adam(params, lr=self._learning_rate, betas=betas, eps=self.epsilon,
+                          epsilon_hat=True)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "weight_decay": self.weight_decay}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay; Keras' default decay 0.004."""
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 amsgrad: bool = False, name: str = "adamw", **kwargs: Any):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, name,
+                         **kwargs)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum."""
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False, name: str = "SGD", **kwargs: Any):
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+        super().__init__(learning_rate, name, **kwargs)
+        self.momentum, self.nesterov = momentum, nesterov
+
+    def _make(self, params):
+        return optim.SGD(params, lr=self._learning_rate, momentum=self.momentum,
+                         nesterov=self.nesterov)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class RMSprop(Optimizer):
+    """RMSprop with Keras' defaults (ρ = 0.9, ε = 1e-7); see the module docstring for ε."""
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7, centered: bool = False, name: str = "rmsprop",
+                 **kwargs: Any):
+        super().__init__(learning_rate, name, centered=centered, **kwargs)
+        self.rho, self.momentum, self.epsilon = rho, momentum, epsilon
+
+    def _make(self, params):
+        return optim.RMSprop(params, lr=self._learning_rate, alpha=self.rho, eps=self.epsilon,
+                             momentum=self.momentum, eps_inside_sqrt=True)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon}
+
+
+_BY_NAME = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "rmsprop": RMSprop}
+
+
+def get(identifier: Any) -> Optimizer:
+    """An optimizer from a name (``'adam'``, ``'sgd'``, ``'rmsprop'``, ``'adamw'``; Keras'
+    defaults) or an ``Optimizer`` object (returned as is)."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        try:
+            return _BY_NAME[identifier.lower()]()
+        except KeyError:
+            raise ValueError(f"unknown optimizer {identifier!r}; expected one of "
+                             f"{sorted(_BY_NAME)} or an Optimizer object") from None
+    if isinstance(identifier, optim.Optimizer):
+        raise TypeError("compile() takes a minidl.keras.optimizers optimizer (e.g. Adam()); a "
+                        "minidl.optim optimizer is for minidl.training.fit")
+    raise TypeError(f"optimizer must be a name or an Optimizer, got {type(identifier).__name__}")

@@ -1,0 +1,297 @@
+"""The training loop: ``fit``, ``evaluate`` and ``predict`` for any ``nn.Module``.
+
+    history = fit(model, loss_fn, optimizer, x, y, batch_size=32, epochs=10,
+                  validation_split=0.2, metrics={'accuracy': my_accuracy})
+    history.history['loss'], history.history['val_loss']
+
+``loss_fn(prediction, target)`` returns a scalar Tensor (PyTorch's argument order, like
+``F.binary_cross_entropy`` or an ``nn`` loss module). ``optimizer`` is anything with
+``zero_grad()`` and ``step()`` — a ``minidl.optim`` optimizer. ``metrics`` maps a name to
+``fn(y_true, y_pred)`` on raw arrays, returning one value per sample (or one for the batch);
+the logged value is their mean over the epoch. The Keras facade (``minidl.keras``) is built on
+these functions.
+
+One epoch, as Keras does it: the samples are shuffled with minidl's seeded generator
+(``md.manual_seed``), cut into ``ceil(n / batch_size)`` batches (the last one may be smaller),
+and each batch is moved to the model's device, run forward, differentiated and stepped.
+The logged ``loss`` is the mean over the samples seen so far in the epoch.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from minidl import backend
+from minidl.autograd import Tensor, no_grad
+from minidl.training.callbacks import Callback, CallbackList, History, ProgbarLogger
+
+Metric = Callable[[Any, Any], Any]
+Metrics = Optional[Mapping[str, Metric]]
+
+
+# ----------------------------------------------------------------------------- checking data
+def as_array(data: Any, name: str) -> np.ndarray:
+    """``data`` (array, list, Tensor) as a host NumPy array of numbers, with a sample axis.
+
+    Raises ValueError naming ``name`` for ragged lists, non-numbers, scalars and NaN/inf values.
+    """
+    if isinstance(data, Tensor):
+        data = data.numpy()
+    elif hasattr(data, "shape") and backend.device_of(data) != "cpu":
+        data = backend.to_numpy(data)
+    try:
+        array = np.asarray(data)
+    except ValueError as error:
+        raise ValueError(f"{name} cannot be made into one array ({error}); sequences of "
+                         f"different lengths must be padded first (pad_sequences)") from None
+    if array.dtype.kind not in "biuf":
+        hint = " (sequences of different lengths? pad them with pad_sequences)" \
+            if array.dtype == object else ""
+        raise ValueError(f"{name} must hold numbers, got an array of dtype {array.dtype}{hint}")
+    if array.ndim == 0:
+        raise ValueError(f"{name} must have a first axis of samples, got a single number")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        value = "NaN" if np.isnan(array[where]) else array[where]
+        raise ValueError(f"{name} contains {value} at index {where}; inputs and targets "
+                         f"must be finite numbers (clean or impute the data first)")
+    return array
+
+
+def check_data(x: Any, y: Any = None, names: Tuple[str, str] = ("x", "y")) -> Tuple[Any, Any]:
+    """``x`` and ``y`` as arrays (see ``as_array``) with the same number of samples."""
+    x = as_array(x, names[0])
+    if len(x) == 0:
+        raise ValueError(f"{names[0]} is empty: there is nothing to train on or predict")
+    if y is None:
+        return x, None
+    y = as_array(y, names[1])
+    if len(x) != len(y):
+        raise ValueError(f"{names[0]} and {names[1]} must have the same number of samples, got "
+                         f"{len(x)} and {len(y)} (shapes {x.shape} and {y.shape})")
+    return x, y
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, validation_split: float):
+    """Keras' ``validation_split``: the **last** ``n − floor(n·(1 − split))`` samples, taken
+    before any shuffling. Returns ``(x_train, y_train), (x_val, y_val)``."""
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+    n = len(x)
+    split_at = int(math.floor(n * (1.0 - validation_split)))
+    if split_at == 0 or split_at == n:
+        raise ValueError(f"Training data contains {n} samples, which is not sufficient to split "
+                         f"it into a validation and training set as specified by "
+                         f"validation_split={validation_split}. Either provide more data, or a "
+                         f"different value for validation_split.")
+    return (x[:split_at], y[:split_at]), (x[split_at:], y[split_at:])
+
+
+def _check_batch_size(batch_size: Any) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+# ----------------------------------------------------------------------------- batches
+def _float_dtype(model: Any) -> Any:
+    """The floating dtype of the model's weights (float32 for a model without any)."""
+    for p in model.parameters():
+        if p.dtype.kind == "f":
+            return p.dtype
+    return np.dtype("float32")
+
+
+def _to_tensor(array: np.ndarray, device: str, float_dtype: Any) -> Tensor:
+    """A batch as a Tensor on ``device``; floating data in the model's dtype."""
+    if array.dtype.kind == "f" and array.dtype != float_dtype:
+        array = array.astype(float_dtype)
+    return Tensor(backend.to_device(np.ascontiguousarray(array), device))
+
+
+def _batch_indices(n: int, batch_size: int, order: Optional[np.ndarray] = None):
+    """Index arrays of consecutive batches of ``order`` (``range(n)`` when None)."""
+    order = np.arange(n) if order is None else order
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+class RunningMeans:
+    """Means of the loss and metrics over the samples seen so far (Keras' stateful metrics)."""
+
+    def __init__(self) -> None:
+        self.totals: Dict[str, float] = {}
+        self.counts: Dict[str, int] = {}
+
+    def add(self, name: str, total: float, count: int) -> None:
+        self.totals[name] = self.totals.get(name, 0.0) + total
+        self.counts[name] = self.counts.get(name, 0) + count
+
+    def update(self, loss: Tensor, prediction: Tensor, target: Tensor, metrics: Metrics) -> None:
+        """Add one batch: the loss weighted by the batch size, each metric's values."""
+        n = len(target)
+        self.add("loss", float(loss.item()) * n, n)
+        for name, fn in (metrics or {}).items():
+            values = fn(target.data, prediction.data)
+            if getattr(values, "ndim", 0) == 0:  # one number for the batch
+                self.add(name, float(values) * n, n)
+            else:
+                self.add(name, float(values.sum()), int(values.size))
+
+    def result(self) -> Dict[str, float]:
+        return {name: self.totals[name] / max(self.counts[name], 1) for name in self.totals}
+
+
+def _callback_list(callbacks: Optional[Iterable[Callback]], model: Any, optimizer: Any,
+                   params: Dict[str, Any], stream: Any, add_history: bool) -> CallbackList:
+    """The user's callbacks plus, as Keras adds them, a ProgbarLogger first (when verbose, so
+    the bar line comes before other callbacks' messages) and a History last."""
+    callbacks = list(callbacks or [])
+    if add_history and not any(isinstance(c, History) for c in callbacks):
+        callbacks.append(History())
+    if params.get("verbose") and not any(isinstance(c, ProgbarLogger) for c in callbacks):
+        callbacks.insert(0, ProgbarLogger(stream))
+    return CallbackList(callbacks, model=model, optimizer=optimizer, params=params)
+
+
+# ----------------------------------------------------------------------------- the loops
+def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any, x: Any, y: Any,
+        *, batch_size: int = 32, epochs: int = 1, verbose: int = 1,
+        callbacks: Optional[Iterable[Callback]] = None, validation_split: float = 0.0,
+        validation_data: Optional[tuple] = None, shuffle: bool = True, initial_epoch: int = 0,
+        metrics: Metrics = None, stream: Any = None) -> History:
+    """Train ``model`` on ``(x, y)`` for ``epochs`` epochs; returns the ``History``.
+
+    Shape: x (n, ...) and y (n, ...) — any arrays the model and loss accept, one sample per row.
+    ``validation_data=(x_val, y_val)`` (or ``validation_split``, the last fraction of the data,
+    taken before shuffling) is evaluated after each epoch and logged with ``val_`` keys.
+    ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch. Training stops early when a
+    callback sets ``model.stop_training = True``. The model is left in the mode it was in.
+    """
+    batch_size = _check_batch_size(batch_size)
+    x, y = check_data(x, y)
+    if y is None:
+        raise ValueError("fit needs targets y")
+    validation = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be a tuple (x_val, y_val)")
+        validation = check_data(validation_data[0], validation_data[1], ("x_val", "y_val"))
+    elif validation_split:
+        (x, y), validation = split_validation(x, y, validation_split)
+    device, float_dtype = model.device, _float_dtype(model)
+    n = len(x)
+    steps = math.ceil(n / batch_size)
+    callbacks = _callback_list(callbacks, model, optimizer,
+                               {"verbose": verbose, "epochs": epochs, "steps": steps}, stream,
+                               add_history=True)
+    history = next(c for c in callbacks.callbacks if isinstance(c, History))
+    was_training = model.training
+    model.stop_training = False
+    callbacks.on_train_begin()
+    epoch_logs: Dict[str, float] = {}
+    try:
+        for epoch in range(initial_epoch, epochs):
+            callbacks.on_epoch_begin(epoch)
+            model.train()
+            means = RunningMeans()
+            order = backend.permutation(n) if shuffle else None
+            for step, index in enumerate(_batch_indices(n, batch_size, order)):
+                callbacks.on_train_batch_begin(step)
+                xb = _to_tensor(x[index], device, float_dtype)
+                yb = _to_tensor(y[index], device, float_dtype)
+                prediction = model(xb)
+                loss = loss_fn(prediction, yb)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                means.update(loss, prediction, yb, metrics)
+                callbacks.on_train_batch_end(step, means.result())
+                if model.stop_training:
+                    break
+            epoch_logs = means.result()
+            if validation is not None:
+                val_logs = _evaluate(model, loss_fn, validation[0], validation[1], batch_size,
+                                     metrics, callbacks)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            if model.stop_training:
+                break
+    finally:
+        model.train(was_training)
+    callbacks.on_train_end(epoch_logs)
+    return history
+
+
+def _evaluate(model: Any, loss_fn: Callable, x: np.ndarray, y: np.ndarray, batch_size: int,
+              metrics: Metrics, callbacks: CallbackList) -> Dict[str, float]:
+    """The mean loss and metrics over ``(x, y)`` in evaluation mode, without a graph."""
+    device, float_dtype = model.device, _float_dtype(model)
+    was_training = model.training
+    model.eval()
+    means = RunningMeans()
+    callbacks.on_test_begin()
+    try:
+        with no_grad():
+            for step, index in enumerate(_batch_indices(len(x), batch_size)):
+                callbacks.on_test_batch_begin(step)
+                yb = _to_tensor(y[index], device, float_dtype)
+                prediction = model(_to_tensor(x[index], device, float_dtype))
+                means.update(loss_fn(prediction, yb), prediction, yb, metrics)
+                callbacks.on_test_batch_end(step, means.result())
+    finally:
+        model.train(was_training)
+    logs = means.result()
+    callbacks.on_test_end(logs)
+    return logs
+
+
+def evaluate(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], x: Any, y: Any, *,
+             batch_size: int = 32, verbose: int = 1, metrics: Metrics = None,
+             callbacks: Optional[Iterable[Callback]] = None,
+             stream: Any = None) -> Dict[str, float]:
+    """The loss and metrics of ``model`` on ``(x, y)``: ``{'loss': ..., name: ...}``."""
+    batch_size = _check_batch_size(batch_size)
+    x, y = check_data(x, y)
+    if y is None:
+        raise ValueError("evaluate needs targets y")
+    steps = math.ceil(len(x) / batch_size)
+    callbacks = _callback_list(callbacks, model, None,
+                               {"verbose": verbose, "epochs": 1, "steps": steps}, stream,
+                               add_history=False)
+    return _evaluate(model, loss_fn, x, y, batch_size, metrics, callbacks)
+
+
+def predict(model: Any, x: Any, *, batch_size: int = 32, verbose: int = 1,
+            callbacks: Optional[Iterable[Callback]] = None,
+            stream: Any = None) -> Union[np.ndarray, List[np.ndarray]]:
+    """The model's outputs for ``x`` as a host NumPy array (a list of arrays for a model with
+    several outputs), computed in evaluation mode, batch by batch. Shape: (n, ...)."""
+    batch_size = _check_batch_size(batch_size)
+    x, _ = check_data(x)
+    device, float_dtype = model.device, _float_dtype(model)
+    callbacks = _callback_list(callbacks, model, None,
+                               {"verbose": verbose, "epochs": 1,
+                                "steps": math.ceil(len(x) / batch_size)}, stream,
+                               add_history=False)
+    was_training = model.training
+    model.eval()
+    outputs: List[Any] = []
+    callbacks.on_predict_begin()
+    try:
+        with no_grad():
+            for step, index in enumerate(_batch_indices(len(x), batch_size)):
+                callbacks.on_predict_batch_begin(step)
+                out = model(_to_tensor(x[index], device, float_dtype))
+                outputs.append([t.numpy() for t in out] if isinstance(out, (list, tuple))
+                               else out.numpy())
+                callbacks.on_predict_batch_end(step)
+    finally:
+        model.train(was_training)
+    callbacks.on_predict_end()
+    if isinstance(outputs[0], list):
+        return [np.concatenate(parts) for parts in zip(*outputs)]
+    return np.concatenate(outputs)
