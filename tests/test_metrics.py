@@ -290,7 +290,7 @@ labels_st = st.integers(1, 30).flatmap(lambda n: st.tuples(
     st.lists(st.integers(0, 3), min_size=n, max_size=n)))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(labels_st, st.sampled_from([None, 'binary', 'micro', 'macro', 'weighted']),
        st.sampled_from(['warn', 0, 1]), st.booleans())
 def test_scores_match_scikit_learn(data, average, zero_division, weighted):

@@ -411,3 +411,29 @@ def test_pad_sequences_keeps_the_right_items_in_order(sequences, maxlen, padding
         kept = (s[-maxlen:] if truncating == 'pre' else s[:maxlen]) if maxlen else []
         pad = [0] * (maxlen - len(kept))
         assert row == (pad + kept if padding == 'pre' else kept + pad)
+
+
+# --- agreement with keras-preprocessing, when it is installed ------------------------------------
+
+words_st = st.lists(st.sampled_from(['the', 'The', 'cat', 'cat!', 'sat', "don't", 'a-b', '\t', 'x,y']),
+                    max_size=8).map(' '.join)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(words_st, min_size=1, max_size=6), st.lists(words_st, max_size=4),
+       st.sampled_from([None, 1, 3, 5]), st.sampled_from([None, '<oov>']), st.booleans())
+def test_tokenizer_matches_keras_preprocessing(texts, queries, num_words, oov_token, char_level):
+    keras_text = pytest.importorskip('keras_preprocessing.text')
+    settings_ = dict(num_words=num_words, oov_token=oov_token, char_level=char_level)
+    mine, theirs = Tokenizer(cjk='keras', **settings_), keras_text.Tokenizer(**settings_)
+    mine.fit_on_texts(texts)
+    theirs.fit_on_texts(texts)
+    assert mine.word_index == theirs.word_index
+    assert mine.index_docs == dict(theirs.index_docs)
+    assert mine.texts_to_sequences(queries) == theirs.texts_to_sequences(queries)
+    sequences = theirs.texts_to_sequences(texts)
+    assert mine.sequences_to_texts(sequences) == theirs.sequences_to_texts(sequences)
+    for mode in ('binary', 'count', 'freq', 'tfidf'):
+        if mine.word_index or num_words:  # otherwise both raise: no width for the matrix
+            np.testing.assert_allclose(mine.texts_to_matrix(texts, mode),
+                                       theirs.texts_to_matrix(texts, mode))

@@ -102,8 +102,8 @@ class Tokenizer:
 
     Words are found as in Keras: lowercase, every `filters` character becomes `split`, split
     on `split`. With `char_level=True` (or when a text is given as a list of tokens) each
-    character (list item) is a token and `filters`/`split` are ignored. `analyzer(text)`, if
-    given, replaces the word splitting.
+    character (list item) is a token and `filters`, `split` and `cjk` are ignored.
+    `analyzer(text)`, if given, replaces the word splitting (and `cjk`).
 
     The one deliberate difference from Keras, `cjk`: Chinese and Japanese are written without
     spaces, so Keras turns a whole Chinese sentence into a single "word":
