@@ -33,8 +33,9 @@ def device(request):
     return request.param
 
 
-def randn(*shape, device="cpu", requires_grad=True, seed=None, dtype="float64"):
-    """A float64 tensor of standard-normal values (the gradcheck default)."""
+def randn(*shape, device=None, requires_grad=True, seed=None, dtype="float64"):
+    """A float64 tensor of standard-normal values (the gradcheck default), on ``device`` or
+    the default device (``MINIDL_DEVICE``)."""
     rng = np.random.default_rng(seed)
     return md.tensor(rng.standard_normal(shape), requires_grad=requires_grad, dtype=dtype,
                      device=device)

@@ -202,9 +202,10 @@ def test_different_devices_in_one_op_are_a_clear_error():
 
 
 def test_repr_shows_values_and_grad_status():
-    assert repr(md.tensor([1.0, 2.0], requires_grad=True)) == \
+    assert repr(md.tensor([1.0, 2.0], requires_grad=True, device="cpu")) == \
         "tensor([1., 2.], requires_grad=True)"
     assert "creator=Mul" in repr(md.tensor([1.0], requires_grad=True) * 2)
+    assert "device='strict'" in repr(md.tensor([1.0], device="strict"))
 
 
 def test_item_needs_one_element():

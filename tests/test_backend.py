@@ -66,7 +66,7 @@ def test_manual_seed_makes_initialisation_repeatable():
 
 
 def test_numpy_scalar_results_become_zero_d_arrays():
-    x = md.tensor(2.0, requires_grad=True)
+    x = md.tensor(2.0, requires_grad=True, device="cpu")
     y = x.exp()
     assert isinstance(y.data, np.ndarray) and y.shape == ()
 
