@@ -57,8 +57,25 @@ def _cuda_is_available() -> bool:
         return False
 
 
-cuda = types.SimpleNamespace(is_available=_cuda_is_available)
-cuda.__doc__ = "md.cuda.is_available(): whether tensors can be moved to 'cuda'."
+def _cuda_synchronize() -> None:
+    """Wait for queued GPU work to finish (for honest timings); nothing to do without a GPU."""
+    if _cuda_is_available():
+        _import_cupy().cuda.get_current_stream().synchronize()
+
+
+def _cuda_empty_cache() -> None:
+    """Hand the free blocks of CuPy's memory pool back to the driver (CuPy keeps freed GPU
+    memory for reuse, so ``nvidia-smi`` shows it as used until this is called)."""
+    if _cuda_is_available():
+        cupy = _import_cupy()
+        cupy.get_default_memory_pool().free_all_blocks()
+        cupy.get_default_pinned_memory_pool().free_all_blocks()
+
+
+cuda = types.SimpleNamespace(is_available=_cuda_is_available, synchronize=_cuda_synchronize,
+                             empty_cache=_cuda_empty_cache)
+cuda.__doc__ = ("md.cuda.is_available(): whether tensors can be moved to 'cuda'; "
+                "md.cuda.synchronize(); md.cuda.empty_cache().")
 
 
 def _strict():

@@ -79,6 +79,11 @@ def test_cuda_tensor_round_trip():
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
 
 
+def test_cuda_helpers_are_safe_without_a_gpu():
+    md.cuda.synchronize()
+    md.cuda.empty_cache()
+
+
 def test_require_gpu_flag_is_read():
     assert REQUIRE_GPU in (True, False)
 

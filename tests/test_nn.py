@@ -296,3 +296,26 @@ def test_simple_initialisers():
     assert u.min() >= -0.05 and u.max() <= 0.05
     with pytest.raises(ValueError, match="unknown initialiser 'lecun'"):
         nn.init.get("lecun")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_fused_cuda_lstm_kernels_agree_with_the_ufunc_path(use_mask, monkeypatch):
+    """On a GPU the LSTM step runs as two fused CuPy kernels; the same Function with
+    MINIDL_FUSED_LSTM=0 runs the NumPy-style ufunc path on CuPy arrays. Both must agree."""
+    from conftest import cuda_or_skip
+    cuda_or_skip()
+    lstm = nn.LSTM(3, 5).to("cuda").astype("float64")
+    x = randn(3, 4, 3, seed=0, device="cuda")
+    mask = MASK if use_mask else None
+    results = []
+    for fused in ("1", "0"):
+        monkeypatch.setenv("MINIDL_FUSED_LSTM", fused)
+        x.grad = None
+        lstm.zero_grad()
+        out, (h, c) = lstm(x, mask=mask)
+        (out.sum() + (h * c).sum()).backward()
+        results.append([out.numpy(), h.numpy(), c.numpy(), x.grad.numpy()] +
+                       [p.grad.numpy() for p in lstm.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -25,6 +25,7 @@ Why it is fast:
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from minidl import backend
@@ -65,6 +66,54 @@ class _Workspace:
 
 _workspace = _Workspace()
 
+_KERNELS: Dict[str, Any] = {}
+
+
+def _use_fused(xp) -> bool:
+    """Fused CUDA kernels on CuPy (unless MINIDL_FUSED_LSTM=0); NumPy ufuncs elsewhere."""
+    return xp.__name__ == "cupy" and os.environ.get("MINIDL_FUSED_LSTM", "1") != "0"
+
+
+def _cuda_kernels() -> Dict[str, Any]:
+    """Compile (once, on first use) the two elementwise kernels of an LSTM step.
+
+    Each thread handles one (unit, sample) pair of the feature-major (H, B) state; ``n`` is
+    H·B, so the four gate blocks of z are at offsets 0, n, 2n, 3n. ``m`` is the mask (1 or 0).
+    """
+    if not _KERNELS:
+        import cupy
+        _KERNELS["forward"] = cupy.ElementwiseKernel(
+            "T c_prev, T h_prev, T m", "raw T z, T c, T h, T tanh_c",
+            """
+            const ptrdiff_t n = _ind.size();
+            T a_i = tanh(z[i] * (T)0.5) * (T)0.5 + (T)0.5;
+            T a_f = tanh(z[i + n] * (T)0.5) * (T)0.5 + (T)0.5;
+            T a_g = tanh(z[i + 2 * n]);
+            T a_o = tanh(z[i + 3 * n] * (T)0.5) * (T)0.5 + (T)0.5;
+            z[i] = a_i; z[i + n] = a_f; z[i + 2 * n] = a_g; z[i + 3 * n] = a_o;
+            T c_new = a_f * c_prev + a_i * a_g;
+            T tc = tanh(c_new);
+            tanh_c = tc;
+            c = m * c_new + ((T)1 - m) * c_prev;
+            h = m * (a_o * tc) + ((T)1 - m) * h_prev;
+            """, "minidl_lstm_forward")
+        _KERNELS["backward"] = cupy.ElementwiseKernel(
+            "T c_prev, T tanh_c, T dh_in, T dc_in, T m, raw T z",
+            "raw T d, T dc_prev, T dh_skip",
+            """
+            const ptrdiff_t n = _ind.size();
+            T a_i = z[i], a_f = z[i + n], a_g = z[i + 2 * n], a_o = z[i + 3 * n];
+            T dh = dh_in * m;
+            T dc = dc_in * m + dh * a_o * ((T)1 - tanh_c * tanh_c);
+            d[i] = dc * a_g * a_i * ((T)1 - a_i);
+            d[i + n] = dc * c_prev * a_f * ((T)1 - a_f);
+            d[i + 2 * n] = dc * a_i * ((T)1 - a_g * a_g);
+            d[i + 3 * n] = dh * tanh_c * a_o * ((T)1 - a_o);
+            dc_prev = dc * a_f + dc_in * ((T)1 - m);
+            dh_skip = dh_in * ((T)1 - m);
+            """, "minidl_lstm_backward")
+    return _KERNELS
+
 
 class LSTMFunction(Function):
     """inputs: x (B, T, D), h0 (B, H), c0 (B, H), W_x (D, 4H), W_h (H, 4H), b (4H,)
@@ -100,26 +149,12 @@ class LSTMFunction(Function):
             self.mask.T[:, None, :].astype(dtype))                     # (T, 1, B)
         W_h_T = xp.ascontiguousarray(W_h.T)                           # (4H, H)
         recurrent = xp.empty((4 * H, B), dtype=dtype)
-        ig = xp.empty((H, B), dtype=dtype)
+        step = self._forward_step_fused if _use_fused(xp) else self._forward_step
         for t in range(T):
-            z = gates[t]
             xp.matmul(W_h_T, hs[t], out=recurrent)
-            z += recurrent
-            _sigmoid_(z[:2 * H], xp)                                   # i, f
-            xp.tanh(z[2 * H:3 * H], out=z[2 * H:3 * H])                # g
-            _sigmoid_(z[3 * H:], xp)                                   # o
-            i, f, g, o = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
-            c, h = cs[t + 1], hs[t + 1]
-            xp.multiply(f, cs[t], out=c)
-            xp.multiply(i, g, out=ig)
-            c += ig
-            xp.tanh(c, out=tanh_c[t])
-            xp.multiply(o, tanh_c[t], out=h)
-            if mask is not None:  # padded step: keep the previous state
-                for new, old in ((h, hs[t]), (c, cs[t])):
-                    new -= old
-                    new *= mask[t]
-                    new += old
+            gates[t] += recurrent                                      # z = zₓ + W_hᵀh
+            step(xp, gates[t], cs[t], hs[t], cs[t + 1], hs[t + 1], tanh_c[t],
+                 None if mask is None else mask[t])
         self.x_fm_shape = (B, T, D)
         self.x, self.W_x, self.W_h, self.mask_fm = x, W_x, W_h, mask
         outputs = xp.ascontiguousarray(hs[1:].transpose(2, 0, 1))      # (B, T, H)
@@ -136,42 +171,15 @@ class LSTMFunction(Function):
         dz = _workspace.take(xp, (T, H4, B), dtype)
         dh = xp.ascontiguousarray(g_h.T)
         dc = xp.ascontiguousarray(g_c.T)
-        tmp = xp.empty((H, B), dtype=dtype)
         W_h = self.W_h
+        step = self._backward_step_fused if _use_fused(xp) else self._backward_step
         for t in range(T - 1, -1, -1):
             dh += g_out[t]
-            if mask is not None:  # the part of the gradient that skips a padded step
-                m = mask[t]
-                dh_skip, dc_skip = dh * (1 - m), dc * (1 - m)
-                dh *= m
-                dc *= m
-            z, d = gates[t], dz[t]
-            i, f, g, o = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
-            d_i, d_f, d_g, d_o = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
-            tc = tanh_c[t]
-            # dc += dh ⊙ o ⊙ (1 − tanh²c)
-            xp.multiply(tc, tc, out=tmp)
-            xp.subtract(1, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
-            dc += tmp
-            # σ' = s(1 − s) for the i, f, o blocks at once (the g block is overwritten next)
-            xp.subtract(1, z, out=d)
-            d *= z
-            xp.multiply(g, g, out=d_g)                                 # tanh' = 1 − g²
-            xp.subtract(1, d_g, out=d_g)
-            d_i *= g                                                   # ∂c/∂i = g
-            d_f *= cs[t]                                               # ∂c/∂f = c_{t−1}
-            d_g *= i                                                   # ∂c/∂g = i
-            first_three = d[:3 * H].reshape(3, H, B)                   # dz_i, dz_f, dz_g
-            first_three *= dc
-            d_o *= tc                                                  # ∂h/∂o = tanh c
-            d_o *= dh
-            dc *= f                                                    # dc_{t−1}
-            xp.matmul(W_h, d, out=dh)                                  # dh_{t−1} = W_h dzᵀ
-            if mask is not None:
+            dh_skip, dc = step(xp, gates[t], cs[t], tanh_c[t], dh, dc, dz[t],
+                               None if mask is None else mask[t])
+            xp.matmul(W_h, dz[t], out=dh)                              # dh_{t−1} = W_h dzᵀ
+            if dh_skip is not None:
                 dh += dh_skip
-                dc += dc_skip
         needs = self.needs_input_grad
         B_, T_, D = self.x_fm_shape
         dz_rows = xp.ascontiguousarray(dz.transpose(0, 2, 1)).reshape(T * B, H4)  # (T·B, 4H)
@@ -189,6 +197,68 @@ class LSTMFunction(Function):
             db = dz_rows.sum(axis=0)
         return (dx, xp.ascontiguousarray(dh.T) if needs[1] else None,
                 xp.ascontiguousarray(dc.T) if needs[2] else None, dW_x, dW_h, db)
+
+    # -- one time step, in NumPy ufuncs (CPU, strict) ...
+    @staticmethod
+    def _forward_step(xp, z, c_prev, h_prev, c, h, tanh_c, m) -> None:
+        """Gate activations in place in z (4H, B); then c, tanh c and h (H, B)."""
+        H = c.shape[0]
+        _sigmoid_(z[:2 * H], xp)                                       # i, f
+        xp.tanh(z[2 * H:3 * H], out=z[2 * H:3 * H])                    # g
+        _sigmoid_(z[3 * H:], xp)                                       # o
+        i, f, g, o = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+        xp.multiply(f, c_prev, out=c)
+        c += i * g                                                     # c = f⊙c₋ + i⊙g
+        xp.tanh(c, out=tanh_c)
+        xp.multiply(o, tanh_c, out=h)                                  # h = o⊙tanh c
+        if m is not None:  # padded step (m = 0): keep the previous state
+            for new, old in ((h, h_prev), (c, c_prev)):
+                new -= old
+                new *= m
+                new += old
+
+    @staticmethod
+    def _backward_step(xp, z, c_prev, tanh_c, dh, dc, d, m):
+        """dz (4H, B) into d from dh, dc (H, B); returns (dh_skip, dc_{t−1}). ``dh`` and ``dc``
+        are used as scratch. dh_skip is the part of dh that skips a padded step."""
+        H = tanh_c.shape[0]
+        dh_skip = None
+        if m is not None:  # the gradient of a padded step goes straight to the previous one
+            dh_skip, dc_skip = dh * (1 - m), dc * (1 - m)
+            dh *= m
+            dc *= m
+        i, f, g, o = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+        d_i, d_f, d_g, d_o = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
+        dc += dh * o * (1 - tanh_c * tanh_c)                           # through h = o⊙tanh c
+        # σ' = s(1 − s) for the i, f, o blocks at once (the g block is overwritten next)
+        xp.subtract(1, z, out=d)
+        d *= z
+        xp.multiply(g, g, out=d_g)                                     # tanh' = 1 − g²
+        xp.subtract(1, d_g, out=d_g)
+        d_i *= g                                                       # ∂c/∂i = g
+        d_f *= c_prev                                                  # ∂c/∂f = c₋
+        d_g *= i                                                       # ∂c/∂g = i
+        first_three = d[:3 * H].reshape(3, H, -1)                      # dz_i, dz_f, dz_g
+        first_three *= dc
+        d_o *= tanh_c                                                  # ∂h/∂o = tanh c
+        d_o *= dh
+        dc *= f                                                        # dc_{t−1}
+        if m is not None:
+            dc += dc_skip
+        return dh_skip, dc
+
+    # -- ... and as one fused CUDA kernel each way (CuPy), as Chainer's LSTM
+    @staticmethod
+    def _forward_step_fused(xp, z, c_prev, h_prev, c, h, tanh_c, m) -> None:
+        _cuda_kernels()["forward"](c_prev, h_prev, 1 if m is None else m, z, c, h, tanh_c)
+
+    @staticmethod
+    def _backward_step_fused(xp, z, c_prev, tanh_c, dh, dc, d, m):
+        dc_prev = xp.empty_like(dc)
+        dh_skip = xp.empty_like(dh)
+        _cuda_kernels()["backward"](c_prev, tanh_c, dh, dc, 1 if m is None else m, z, d,
+                                    dc_prev, dh_skip)
+        return (None if m is None else dh_skip), dc_prev
 
     def __del__(self):
         if self._buffers:
