@@ -1,4 +1,4 @@
-"""The ``minidl`` command: ``minidl demo``, ``minidl xor``.
+"""The ``minidl`` command: ``minidl demo``, ``minidl xor``, ``minidl exercises``, ``minidl grade``.
 
 Run ``minidl --help`` for the list. Every sub-command imports what it needs when it runs, so
 ``minidl --help`` is instant and works without the optional extras.
@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=xor)
+    from minidl.exercises.cli import add_subcommands
+    add_subcommands(sub)   # minidl exercises export|list, minidl grade
     return parser
 
 

@@ -358,6 +358,7 @@ def pad_sequences(sequences: Sequence, maxlen: Optional[int] = None, dtype: Any 
     if isinstance(value, str) and np.dtype(dtype) != object and not is_text_dtype:
         raise ValueError(f"`dtype` {dtype} is not compatible with `value`'s type: {type(value)}\n"
                          'You should set `dtype=object` for variable length strings.')
+    # BEGIN EXERCISE pad_sequences
     x = np.full((len(lengths), maxlen) + sample_shape, value, dtype=dtype)
     for row, s in enumerate(sequences):
         if maxlen == 0 or not len(s):
@@ -372,3 +373,4 @@ def pad_sequences(sequences: Sequence, maxlen: Optional[int] = None, dtype: Any 
         else:
             x[row, :len(kept)] = kept
     return x
+    # END EXERCISE

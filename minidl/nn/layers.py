@@ -28,7 +28,9 @@ class Linear(Module):
         self.b = Parameter(init.zeros((out_features,), dtype, device)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        # BEGIN EXERCISE linear_forward
         return F.linear(x, self.W, self.b)
+        # END EXERCISE
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, bias={self.b is not None}"

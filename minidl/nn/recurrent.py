@@ -68,6 +68,7 @@ class LSTMCell(Module):
         self.b = Parameter(b)
 
     def forward(self, x: Tensor, state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
+        # BEGIN EXERCISE lstm_cell_forward
         h, c = state
         H = self.hidden_size
         z = x @ self.W_x + h @ self.W_h + self.b
@@ -78,6 +79,7 @@ class LSTMCell(Module):
         c = f * c + i * g
         h = o * F.tanh(c)
         return h, c
+        # END EXERCISE
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"

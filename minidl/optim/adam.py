@@ -47,6 +47,7 @@ class Adam(Optimizer):
             p.data *= 1 - lr * wd       # AdamW: shrink the weights directly
         elif wd:
             grad = grad + wd * p.data   # Adam: L2 penalty folded into the gradient
+        # BEGIN EXERCISE adam_step
         bias1, bias2 = 1 - beta1 ** t, 1 - beta2 ** t
         xp.multiply(grad, 1 - beta1, out=scratch)
         m *= beta1
@@ -66,6 +67,7 @@ class Adam(Optimizer):
         xp.divide(m, scratch, out=scratch)
         scratch *= step_size
         p.data -= scratch
+        # END EXERCISE
 
     def state_dict(self):
         state = super().state_dict()

@@ -1,0 +1,356 @@
+"""Cut a student kit out of the reference source.
+
+A region of the reference between ``# BEGIN EXERCISE <id>`` and ``# END EXERCISE`` (comment
+lines at the indentation of the code they enclose) is an exercise's solution. For each kit file
+the exporter copies the region's *unit* — the top-level class or function around it, with its
+docstrings, which are the specification — and replaces every region in it by a stub:
+
+    # EXERCISE <id>: <what to write>
+    raise NotImplementedError("exercise <id> is not implemented yet")
+
+Above the unit go the imports it uses (the reference module's own import lines, trimmed to the
+names the unit uses) and, for module-level helpers it calls, an import from the reference module.
+``solutions=True`` keeps the solution code instead of the stubs: the teacher's answer key, which
+must score full marks (a test grades it).
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from minidl.exercises.registry import EXERCISES, Exercise, kit_files
+
+BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN EXERCISE (?P<id>\S+)[ \t]*$")
+END = re.compile(r"^(?P<indent>[ \t]*)# END EXERCISE[ \t]*$")
+MANIFEST = "kit.json"
+LINE_WIDTH = 99
+
+
+class ExerciseMarkerError(ValueError):
+    """Exercise markers in the reference source that do not pair up, or disagree with the
+    registry; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """A marked solution region: lines ``begin`` (the BEGIN marker) to ``end`` (the END marker),
+    0-based and inclusive, in ``path``."""
+
+    id: str
+    path: str
+    begin: int
+    end: int
+    indent: str
+
+
+# ----------------------------------------------------------------------------- finding regions
+def find_regions(text: str, path: str = "<source>") -> List[Region]:
+    """The marked regions of one source file, checked: paired, not nested, same indentation."""
+    regions: List[Region] = []
+    open_: Optional[Tuple[str, int, str]] = None
+    for number, line in enumerate(text.splitlines()):
+        begin, end = BEGIN.match(line), END.match(line)
+        if begin:
+            if open_ is not None:
+                raise ExerciseMarkerError(
+                    f"{path}:{number + 1}: BEGIN EXERCISE {begin['id']} inside exercise "
+                    f"{open_[0]} (opened at line {open_[1] + 1}); regions cannot nest")
+            open_ = (begin["id"], number, begin["indent"])
+        elif end:
+            if open_ is None:
+                raise ExerciseMarkerError(f"{path}:{number + 1}: END EXERCISE without a BEGIN")
+            if end["indent"] != open_[2]:
+                raise ExerciseMarkerError(
+                    f"{path}:{number + 1}: END EXERCISE is indented differently from its "
+                    f"BEGIN EXERCISE {open_[0]} at line {open_[1] + 1}")
+            regions.append(Region(open_[0], path, open_[1], number, open_[2]))
+            open_ = None
+        elif "BEGIN EXERCISE" in line or "END EXERCISE" in line:
+            stripped = line.strip()
+            if stripped.startswith("#") and not stripped.startswith(("# BEGIN", "# END")):
+                continue  # prose that mentions the markers
+            if stripped.startswith("# BEGIN EXERCISE") or stripped.startswith("# END EXERCISE"):
+                raise ExerciseMarkerError(f"{path}:{number + 1}: malformed exercise marker "
+                                          f"{stripped!r}; write '# BEGIN EXERCISE <id>' or "
+                                          f"'# END EXERCISE' on a line of its own")
+    if open_ is not None:
+        raise ExerciseMarkerError(f"{path}:{open_[1] + 1}: BEGIN EXERCISE {open_[0]} is never "
+                                  f"closed with '# END EXERCISE'")
+    return regions
+
+
+def module_source(module: str) -> Tuple[Path, str]:
+    """The path and text of a module's source, found without importing it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ExerciseMarkerError(f"cannot find the source of module {module}")
+    path = Path(spec.origin)
+    return path, path.read_text(encoding="utf-8")
+
+
+def package_regions() -> Dict[str, Region]:
+    """Every marked region in the minidl package, by exercise id (ids must be unique)."""
+    root = Path(__file__).resolve().parent.parent
+    found: Dict[str, Region] = {}
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "EXERCISE" not in text:
+            continue
+        for region in find_regions(text, str(path)):
+            if region.id in found:
+                other = found[region.id]
+                raise ExerciseMarkerError(f"{path}:{region.begin + 1}: exercise {region.id} is "
+                                          f"also marked at {other.path}:{other.begin + 1}")
+            found[region.id] = region
+    return found
+
+
+def check_markers() -> None:
+    """Raise ExerciseMarkerError unless markers and registry agree one to one."""
+    regions = package_regions()
+    known = {e.id for e in EXERCISES}
+    for exercise_id, region in regions.items():
+        if exercise_id not in known:
+            raise ExerciseMarkerError(f"{region.path}:{region.begin + 1}: exercise "
+                                      f"{exercise_id} is marked but not in "
+                                      f"minidl/exercises/registry.py")
+    for exercise in EXERCISES:
+        if exercise.id not in regions:
+            raise ExerciseMarkerError(f"exercise {exercise.id} is in the registry but no region "
+                                      f"of {exercise.module} is marked '# BEGIN EXERCISE "
+                                      f"{exercise.id}'")
+        path, _ = module_source(exercise.module)
+        if Path(regions[exercise.id].path).resolve() != path.resolve():
+            raise ExerciseMarkerError(f"exercise {exercise.id} is marked in "
+                                      f"{regions[exercise.id].path}, but the registry says "
+                                      f"{exercise.module}")
+
+
+# ----------------------------------------------------------------------------- building a file
+def _unit_node(tree: ast.Module, name: str, path: Path) -> ast.stmt:
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and node.name == name:
+            return node
+    raise ExerciseMarkerError(f"{path}: no top-level class or function named {name}")
+
+
+def _used_names(node: ast.AST) -> set:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _imports(tree: ast.Module, used: set) -> List[str]:
+    """The module's top-level import lines, trimmed to the names in ``used``."""
+    lines = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            lines.append(ast.unparse(node))
+        elif isinstance(node, ast.Import):
+            names = [a for a in node.names if (a.asname or a.name.split(".")[0]) in used]
+            if names:
+                lines.append(ast.unparse(ast.Import(names=names)))
+        elif isinstance(node, ast.ImportFrom):
+            names = [a for a in node.names if (a.asname or a.name) in used]
+            if names:
+                lines.append(ast.unparse(ast.ImportFrom(module=node.module, names=names,
+                                                        level=node.level)))
+    return lines
+
+
+def _module_level_names(tree: ast.Module) -> set:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return names
+
+
+def _import_groups(lines: List[str]) -> List[List[str]]:
+    """Import lines in the usual groups: __future__, standard library, third party, minidl."""
+    import sys
+    groups: List[List[str]] = [[], [], [], []]
+    for line in lines:
+        top = line.split()[1].split(".")[0]
+        if top == "__future__":
+            groups[0].append(line)
+        elif top == "minidl":
+            groups[3].append(line)
+        elif top in getattr(sys, "stdlib_module_names", ()):
+            groups[1].append(line)
+        else:
+            groups[2].append(line)
+    return [g for g in groups if g]
+
+
+def _comment(text: str, indent: str) -> List[str]:
+    width = max(LINE_WIDTH - len(indent) - 2, 40)
+    return [f"{indent}# {line}\n" for line in textwrap.wrap(text, width)]
+
+
+def _replace_regions(lines: List[str], regions: Sequence[Region], exercises: Dict[str, Exercise],
+                     offset: int, solutions: bool) -> List[str]:
+    out: List[str] = []
+    position = 0
+    for region in sorted(regions, key=lambda r: r.begin):
+        begin, end = region.begin - offset, region.end - offset
+        out += lines[position:begin]
+        exercise = exercises[region.id]
+        out += _comment(f"EXERCISE {region.id}: {exercise.task}", region.indent)
+        if solutions:
+            out += lines[begin + 1:end]
+        else:
+            out.append(f'{region.indent}raise NotImplementedError("exercise {region.id} is not '
+                       f'implemented yet")\n')
+        position = end + 1
+    return out + lines[position:]
+
+
+def kit_file_text(file: str, solutions: bool = False) -> str:
+    """The text of one kit file: header, imports, the unit with its regions stubbed."""
+    exercises = kit_files()[file]
+    module, unit = exercises[0].module, exercises[0].unit
+    if any(e.module != module or e.unit != unit for e in exercises):
+        raise ExerciseMarkerError(f"the exercises of {file} must share one module and unit")
+    path, text = module_source(module)
+    lines = text.splitlines(keepends=True)
+    tree = ast.parse(text, str(path))
+    node = _unit_node(tree, unit, path)
+    start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
+    regions = [r for r in find_regions(text, str(path)) if start <= r.begin < node.end_lineno]
+    ids = {e.id for e in exercises}
+    if {r.id for r in regions} != ids:
+        raise ExerciseMarkerError(
+            f"{path}: {unit} contains the regions {sorted(r.id for r in regions)}, but the "
+            f"registry puts {sorted(ids)} in {file}")
+    stop = max([node.end_lineno] + [r.end + 1 for r in regions])
+    body = _replace_regions(lines[start:stop], regions, {e.id: e for e in exercises}, start,
+                            solutions)
+
+    used = _used_names(node)
+    imports = _imports(tree, used)
+    helpers = sorted((_module_level_names(tree) & used) - {unit})
+    if helpers:
+        imports.append(f"from {module} import {', '.join(helpers)}")
+    relative = path.relative_to(Path(__file__).resolve().parent.parent.parent) \
+        if path.is_relative_to(Path(__file__).resolve().parent.parent.parent) else path
+    from minidl import __version__
+    width = max(len(e.id) for e in exercises)
+    listing = "\n".join(f"    {e.id:<{width}}  {e.title}" for e in exercises)
+    kind = "Answer key" if solutions else "Exercise"
+    header = (
+        f'"""{kind}: `{unit}` from {module} ({len(exercises)} exercise'
+        f'{"s" if len(exercises) > 1 else ""}).\n\n'
+        f"Exercises in this file:\n{listing}\n\n"
+        f"Replace each stub (the `raise NotImplementedError` under `# EXERCISE <id>`) with your\n"
+        f"code. The docstrings are the specification: shapes, formula, stability. Keep the\n"
+        f"names and signatures: the grader imports `{unit}` from this file and plugs it into\n"
+        f"minidl in place of the reference. Check your work with `minidl grade {file}` (or\n"
+        f"`python {file}`).\n\n"
+        f"Cut from {relative.as_posix()} of minidl {__version__} by `minidl exercises export`.\n"
+        f'"""\n')
+    parts = [header]
+    for group in _import_groups(imports):
+        parts.append("\n".join(group) + "\n\n")
+    parts[-1] = parts[-1][:-1]
+    parts.append("\n\n" + "".join(body).rstrip("\n") + "\n")
+    parts.append(f'\n\nif __name__ == "__main__":  # `python {file}` grades this file\n'
+                 f"    import sys\n\n"
+                 f"    from minidl.exercises.grade import main\n"
+                 f"    sys.exit(main([__file__]))\n")
+    result = "".join(parts)
+    compile(result, file, "exec")  # a kit file that does not compile is the exporter's bug
+    return result
+
+
+def readme_text(solutions: bool = False) -> str:
+    """The kit's README: the exercises in order, how to work, how to grade."""
+    rows = "\n".join(f"| {n} | `{e.id}` | `{e.file}` | {e.title} |"
+                     for n, e in enumerate(EXERCISES, 1))
+    key = ("\nThis is the **answer key**: every stub is filled in with the reference solution. "
+           "Do not hand it out.\n" if solutions else "")
+    return f"""# minidl exercises
+{key}
+Each `ex_*.py` file holds one piece of minidl — a class or a function — with the part you write
+replaced by a stub:
+
+```python
+        # EXERCISE sigmoid_forward: ...what to write...
+        raise NotImplementedError("exercise sigmoid_forward is not implemented yet")
+```
+
+Replace the stub with your code. The docstrings are the specification (shapes, formula,
+stability); keep the names and signatures, because the grader imports your class or function
+and plugs it into minidl in place of the reference one.
+
+| # | exercise | file | what |
+|---|---|---|---|
+{rows}
+
+## Checking your work
+
+    minidl grade .                 # every exercise in this folder
+    minidl grade ex_sigmoid.py     # the exercises of one file
+    python ex_sigmoid.py           # the same
+
+For each exercise the grader runs value checks against the reference implementation and
+numerical gradient checks (`md.gradcheck`, with a random upstream gradient), and says what is
+wrong: which input, which element, the expected value and yours, and a hint. Your code runs in a
+separate Python process with a time limit, so an error, a crash or an endless loop fails that
+exercise only. The score is the number of exercises passed.
+"""
+
+
+def export_kit(directory: Union[str, os.PathLike], solutions: bool = False,
+               force: bool = False) -> List[Path]:
+    """Write a student kit (or, with ``solutions=True``, the answer key) into ``directory``.
+
+    Refuses to overwrite existing kit files unless ``force``: they may hold a student's work.
+    Returns the paths written.
+    """
+    check_markers()
+    directory = Path(directory)
+    contents: Dict[str, str] = {file: kit_file_text(file, solutions) for file in kit_files()}
+    contents["README.md"] = readme_text(solutions)
+    from minidl import __version__
+    contents[MANIFEST] = json.dumps({
+        "kit": "minidl exercises", "format": 1, "minidl_version": __version__,
+        "solutions": solutions,
+        "exercises": [{"id": e.id, "file": e.file, "title": e.title} for e in EXERCISES],
+    }, indent=2, ensure_ascii=False) + "\n"
+    existing = [name for name in contents if (directory / name).exists()]
+    if existing and not force:
+        raise FileExistsError(f"{directory} already holds {', '.join(existing)}; pass "
+                              f"force=True (--force) to overwrite them (work in them is lost)")
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in contents.items():
+        target = directory / name
+        temporary = target.with_name(f".{name}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)  # atomic: never a half-written file
+        written.append(target)
+    return written
+
+
+def is_kit(directory: Union[str, os.PathLike]) -> bool:
+    """Whether ``directory`` looks like a kit: it has the manifest or any kit file."""
+    directory = Path(directory)
+    return directory.is_dir() and ((directory / MANIFEST).is_file() or
+                                   any((directory / f).is_file() for f in kit_files()))
+
+
+def exercises_in(files: Iterable[str]) -> List[Exercise]:
+    """The exercises of the given kit file names, in the kit's order."""
+    names = set(files)
+    return [e for e in EXERCISES if e.file in names]
