@@ -84,22 +84,29 @@ class CharLanguageModel(nn.Module):
 
 
 class SentimentClassifier(nn.Module):
-    """Embedding → LSTM (padding masked) → Dropout → [Linear → tanh] → Linear → sigmoid.
+    """Embedding → LSTM (padding masked) → pooling → Dropout → [Linear → tanh] → Linear → sigmoid.
 
     Shape: ids (B, T), 0 = padding -> probability of the positive class (B, 1).
-    ``head_hidden`` > 0 adds a hidden tanh layer to the head.
+    ``pooling``: 'last' uses the final hidden state (the classic Keras example's
+    ``LSTM → Dense``); 'concat' (default) joins the final state with the mean and the maximum of
+    the outputs over the real (unpadded) steps — ULMFiT's "concat pooling", which lets the
+    whole text speak rather than only its end. ``head_hidden`` > 0 adds a hidden tanh layer.
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_size: int = 128,
-                 dropout: float = 0.3, head_hidden: int = 0):
+                 dropout: float = 0.3, head_hidden: int = 0, pooling: str = "concat"):
         super().__init__()
+        if pooling not in ("last", "concat"):
+            raise ValueError(f"pooling must be 'last' or 'concat', got {pooling!r}")
+        self.pooling = pooling
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.lstm = nn.LSTM(embedding_dim, hidden_size)
         self.dropout = nn.Dropout(dropout)
+        features = hidden_size * (3 if pooling == "concat" else 1)
         layers: List[nn.Module] = []
         if head_hidden:
-            layers += [nn.Linear(hidden_size, head_hidden), nn.Tanh()]
-        layers.append(nn.Linear(head_hidden or hidden_size, 1))
+            layers += [nn.Linear(features, head_hidden), nn.Tanh()]
+        layers.append(nn.Linear(head_hidden or features, 1))
         self.head = nn.Sequential(*layers)
 
     def encoder(self) -> List[nn.Module]:
@@ -111,7 +118,15 @@ class SentimentClassifier(nn.Module):
     def forward(self, ids: Any) -> Tensor:
         ids = ids.data if isinstance(ids, Tensor) else ids
         mask = ids != 0
-        _, (h, _) = self.lstm(self.embedding(ids), mask=mask)
+        outputs, (h, _) = self.lstm(self.embedding(ids), mask=mask)
+        if self.pooling == "concat":
+            m = Tensor(mask[:, :, None].astype(outputs.dtype))          # (B, T, 1)
+            count = Tensor(backend.get_array_module(mask).maximum(
+                mask.sum(axis=1, keepdims=True), 1).astype(outputs.dtype))
+            mean = (outputs * m).sum(axis=1) / count
+            # outputs lie in (−1, 1): lowering padded steps by 2 keeps them out of the max
+            largest = (outputs - (1 - m) * 2).max(axis=1)
+            h = F.concat([h, mean, largest], axis=1)
         return F.sigmoid(self.head(self.dropout(h)))
 
 
