@@ -42,7 +42,7 @@ class DemoConfig:
     batch_size: int = 64
     budgets: List[Any] = field(default_factory=lambda: [500, 2000, "all"])
     steps_per_budget: int = 300   # about this many fine-tuning steps, whatever the budget
-    min_epochs: int = 2
+    min_epochs: int = 3           # so that the frozen first epoch is never most of the run
     max_epochs: int = 15
     improvement_budget: Any = 2000
     corpus_lines: Optional[int] = None
@@ -153,7 +153,8 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
         return {name: tr.perplexity(lm, stream_, batch_size=8) for name, stream_ in
                 held_out.items()}
 
-    ppl = {"before": perplexities()}
+    tr.set_unigram_bias(lm, tr.encode_stream(tokenizer, corpus_train))
+    ppl = {"unigram start": perplexities()}
     losses = []
     for stage, texts, steps in (("corpus", corpus_train, cfg.pretrain_steps),
                                 ("reviews", reviews.train.texts, cfg.adapt_steps)):

@@ -139,6 +139,15 @@ def transfer_encoder(language_model: CharLanguageModel, classifier: SentimentCla
 
 
 # ============================================================================= pretraining
+def set_unigram_bias(model: CharLanguageModel, stream: np.ndarray) -> None:
+    """Start the output layer's bias at log p(character), the unigram distribution of
+    ``stream`` (add-one smoothed). The untrained model then already predicts frequent
+    characters, and training spends its steps on context instead of on learning how common
+    each character is — with a few hundred steps this matters a lot."""
+    counts = np.bincount(stream, minlength=model.head.out_features).astype(np.float64) + 1.0
+    model.head.load_state_dict({"b": np.log(counts / counts.sum())}, strict=False)
+
+
 def _windows(stream: np.ndarray, batch_size: int, bptt: int):
     """Cut the stream into ``batch_size`` rows and yield (inputs, targets) windows of ``bptt``
     characters: targets are the inputs shifted by one."""

@@ -44,6 +44,17 @@ def test_language_model_loss_falls_on_a_small_slice():
     assert after < before / 2
 
 
+def test_unigram_bias_makes_the_untrained_model_predict_character_frequencies():
+    tokenizer, lm, _ = small_models()
+    stream = tr.encode_stream(tokenizer, TEXTS)
+    before = tr.perplexity(lm, stream, batch_size=4, bptt=16)
+    tr.set_unigram_bias(lm, stream)
+    counts = np.bincount(stream, minlength=lm.head.out_features) + 1.0
+    p = counts / counts.sum()
+    np.testing.assert_allclose(np.exp(lm.head.b.numpy()), p, rtol=1e-5)
+    assert tr.perplexity(lm, stream, batch_size=4, bptt=16) < before
+
+
 def test_generate_continues_the_prompt_with_known_characters():
     tokenizer, lm, _ = small_models()
     text = tr.generate(lm, tokenizer, "我喜", length=10, temperature=0.8, seed=1)
