@@ -62,21 +62,53 @@ def environment_lines(extra: Sequence[str] = ()) -> list[str]:
     return lines
 
 
-def busy_fraction(seconds: float = 0.5) -> Optional[float]:
-    """Share of all CPUs busy during ``seconds`` (Linux /proc/stat), before we start measuring:
-    another process using the CPUs inflates multi-threaded figures (BLAS, OpenMP) most."""
-    def sample():
+def _cpu_ticks() -> Optional[tuple[int, int]]:
+    """(busy, total) CPU ticks of the whole machine so far (Linux /proc/stat), else None."""
+    try:
         with open("/proc/stat") as f:
             values = [int(v) for v in f.readline().split()[1:]]
         idle = values[3] + values[4]  # idle + iowait
         return sum(values) - idle, sum(values)
-    try:
-        busy0, total0 = sample()
-        time.sleep(seconds)
-        busy1, total1 = sample()
     except (OSError, ValueError, IndexError):
         return None
-    return (busy1 - busy0) / max(1, total1 - total0)
+
+
+class OthersCpu:
+    """The share of the machine's CPU time that *other* processes used since ``start()``: the
+    machine's busy time minus this process' own CPU time (all its threads). Rows measured
+    while others were busy are marked, since their times (and even the ratios, as PyTorch's
+    OpenMP threads suffer more than NumPy from a stolen core) are not reliable."""
+
+    def __init__(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        self._ticks, self._own = _cpu_ticks(), time.process_time()
+
+    def share(self) -> Optional[float]:
+        now = _cpu_ticks()
+        if now is None or self._ticks is None:
+            return None
+        busy, total = now[0] - self._ticks[0], now[1] - self._ticks[1]
+        own = (time.process_time() - self._own) * os.sysconf("SC_CLK_TCK")
+        return max(0.0, busy - own) / total if total > 0 else None
+
+    def cell(self) -> str:
+        share = self.share()
+        if share is None:
+            return "?"
+        return f"{share:.0%}" + (" BUSY" if share > BUSY_SHARE else "")
+
+
+BUSY_SHARE = 0.15  # others using more than this share of all CPUs: the row is marked BUSY
+
+
+def busy_fraction(seconds: float = 0.5) -> Optional[float]:
+    """Share of all CPUs busy during ``seconds`` (Linux /proc/stat), before we start measuring:
+    another process using the CPUs inflates multi-threaded figures (BLAS, OpenMP) most."""
+    watch = OthersCpu()
+    time.sleep(seconds)
+    return watch.share()
 
 
 def load_lines() -> list[str]:
@@ -86,9 +118,9 @@ def load_lines() -> list[str]:
         return []
     cpus = os.cpu_count() or 1
     line = f"CPU use by other processes just before measuring: {busy:.0%} of {cpus} CPUs"
-    if busy > 0.25:
-        line += (" -- WARNING: the machine is busy; multi-threaded figures (BLAS, torch's "
-                 "OpenMP) are inflated and noisy, compare the ratios rather than the times")
+    if busy > BUSY_SHARE:
+        line += (" -- WARNING: the machine is busy; times are inflated and noisy, and so are "
+                 "ratios (see the 'others' column)")
     return [line]
 
 

@@ -17,6 +17,10 @@ the whole graph, counted in the per-op figure, the same in all three columns).
 "backward" includes freeing the graph. Target: ≤ 3 µs per op (forward + backward) at 4
 elements on the 2-core reference machine.
 
+BLAS threads: after a matrix product OpenBLAS' worker threads spin for about 0.1 s, which slows
+whatever runs next on a 2-core machine; so in the medium matmul row each run waits 0.2 s and
+runs once uncounted before it is timed.
+
 The machine is noisy: the three implementations run alternately in one loop (the order rotates
 each repeat), each figure is the median over repeats and ratios are ratios of those medians.
 
@@ -48,6 +52,7 @@ from _common import format_ratio, median, print_table, ratio  # noqa: E402
 
 TARGET_US = 3.0  # per op, forward + backward, at 4 elements
 EXP_CHAIN = 4    # exp links per chain (a 5th overflows float32 for inputs in [-2, -1])
+BLAS_PAUSE_S = 0.2  # before each run of the medium matmul row (see _paired)
 
 
 @dataclass
@@ -89,6 +94,12 @@ def _getitem_backward_ints(g, saved, c):
     return full
 
 
+def _sum_backward(g, shape, c):
+    full = np.empty(shape, dtype=np.float32)  # the cheapest NumPy spelling (broadcast_to is a
+    full.fill(g)                              # view, but costs several µs of Python)
+    return full
+
+
 def _sigmoid_forward(y, c):
     out = np.tanh(y * 0.5)
     out *= 0.5
@@ -114,7 +125,7 @@ OPS = [
     OpSpec("matmul", "chain", lambda y, c: y @ c,
            lambda y, c: (y @ c, None), lambda g, s, c: g @ c.T, _orthogonal),
     OpSpec("sum", "fan-out", lambda y, c: y.sum(),
-           lambda y, c: (y.sum(), y.shape), lambda g, shape, c: np.broadcast_to(g, shape),
+           lambda y, c: (y.sum(), y.shape), _sum_backward,
            shapes={"tiny": (4,), "medium": (8192,)}),
     OpSpec("getitem[0:R]", "chain", lambda y, c: y[0:y.shape[0]],
            lambda y, c: (y[0:y.shape[0]], y.shape), _getitem_backward_slice),
@@ -238,7 +249,7 @@ def make_numpy(spec: OpSpec, leaves_np: list, constant: Any, links: int):
             tapes.append(tape)
             outs.append(y)
         if spec.graph != "chain":
-            total = np.stack(outs).sum()  # noqa: F841 (the value a framework would return)
+            np.stack(outs).sum()  # the root a framework computes
         middle = clock()
         if spec.graph == "chain":
             upstream = [np.ones_like(outs[0])]
@@ -286,7 +297,12 @@ def measure(args) -> dict:
             if torch is not None:
                 runners["torch"] = make_torch(torch, spec, leaves, constant, links)
             check = _check_gradients(runners)
-            times = _paired(runners, repeats, args.warmup)
+            # Multi-threaded BLAS runs only for the medium matmul (OpenBLAS keeps tiny products
+            # on one thread), so only that row pauses between implementations.
+            pause = BLAS_PAUSE_S if spec.name == "matmul" and size == "medium" else 0.0
+            watch = _common.OthersCpu()
+            times = _paired(runners, repeats, args.warmup, pause)
+            others = watch.cell()
             per_op = {name: median([f + b for f, b in t]) / links * 1e6
                       for name, t in times.items()}
             forward = median([f for f, _ in times["minidl"]]) / links * 1e6
@@ -301,13 +317,15 @@ def measure(args) -> dict:
                          f"{torch_us:.2f}" if torch_us is not None else "n/a",
                          format_ratio(ratio(per_op["minidl"], per_op["numpy"])),
                          format_ratio(ratio(per_op["minidl"], torch_us)),
-                         target, check])
+                         target, check, others])
             results.append({"op": spec.name, "size": size, "minidl": per_op["minidl"],
                             "minidl_forward": forward, "minidl_backward": backward,
                             "numpy": per_op["numpy"], "torch": torch_us})
     headers = ["op", "shape", "graph", "minidl fwd", "minidl bwd", "minidl", "numpy floor",
-               "torch", "minidl/numpy", "minidl/torch", f"≤{TARGET_US:g}µs @4", "grad check"]
+               "torch", "minidl/numpy", "minidl/torch", f"≤{TARGET_US:g}µs @4", "grad check", "others"]
     print_table(headers, rows, align_left=3)
+    print(f"others: CPU share used by other processes while the row was measured (BUSY above "
+          f"{_common.BUSY_SHARE:.0%}: rerun on a quiet machine)")
     if torch is None:
         print(f"torch column n/a: {torch_reason}")
     _print_summary(results)
@@ -329,8 +347,12 @@ def _check_gradients(runners: dict) -> str:
     return "ok" if worst < 1e-4 else f"DIFF {worst:.1e}"
 
 
-def _paired(runners: dict, repeats: int, warmup: int) -> dict:
-    """Alternate the implementations (rotating the order) and collect (fwd, bwd) per run."""
+def _paired(runners: dict, repeats: int, warmup: int, pause: float = 0.0) -> dict:
+    """Alternate the implementations (rotating the order) and collect (fwd, bwd) per run.
+
+    ``pause`` (seconds, before each run) lets the BLAS worker threads of the implementation
+    that ran before go idle: they spin for about 0.1 s after a call and would slow the next one.
+    """
     names = list(runners)
     for _ in range(warmup):
         for name in names:
@@ -340,6 +362,9 @@ def _paired(runners: dict, repeats: int, warmup: int) -> dict:
     for r in range(repeats):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
+            if pause:
+                time.sleep(pause)
+                runners[name][0]()  # wakes the threads; not counted
             times[name].append(runners[name][0]())
     return times
 
@@ -379,7 +404,7 @@ def main(argv: Optional[list] = None) -> None:
     parser.add_argument("--links", type=int, default=100,
                         help="op applications per graph (a multiple of 4; default 100)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="paired repeats per row (default 41, 9 with --quick)")
+                        help="paired repeats per row (default 21, 7 with --quick)")
     parser.add_argument("--threads", type=int, default=None,
                         help="cap BLAS and torch threads (diagnosis on a busy machine; "
                              "default: the libraries' own settings)")
@@ -393,8 +418,8 @@ def main(argv: Optional[list] = None) -> None:
     if args.links % EXP_CHAIN:
         parser.error(f"--links must be a multiple of {EXP_CHAIN}")
     if args.repeats is None:
-        args.repeats = 9 if args.quick else 41
-    args.warmup = 2 if args.quick else 5
+        args.repeats = 7 if args.quick else 21
+    args.warmup = 2 if args.quick else 3
     if args.child:
         _common.write_results(args.results_json, measure(args))
         return

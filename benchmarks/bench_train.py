@@ -10,16 +10,22 @@ A step is zero_grad + forward + loss + backward + optimizer update. All framewor
 the same weights (minidl's initialisation, copied) and see the same batches; the losses of the
 first two steps are compared (the second one checks gradients and the optimizer too).
 
-Time: the frameworks run alternately, one step each in turn (the order rotates), after warm-up
-steps; the figure is the median step time and ratios are ratios of the medians.
+Time: the frameworks take turns (the order rotates), each running a block of about 0.4 s of
+consecutive steps after a 0.2 s pause; the pause lets the previous framework's worker threads
+go idle (OpenBLAS threads spin for ~0.1 s after each call; back to back, PyTorch ran up to 2×
+slower after minidl on a 2-core machine). The first step of each block is not counted. The
+figure is the median step time; ratios are ratios of those paired medians.
 
 Memory: each framework runs each model in a fresh process. The figure is the growth of the
-resident set size (RSS) from just after imports and data creation to the peak during the
-training steps (Linux: the peak counter is reset through /proc/self/clear_refs, then read as
-VmHWM; elsewhere ru_maxrss). It includes the weights, optimizer state, activations and
-gradients, and whatever the framework's allocator keeps. RSS is used because tracemalloc does
-not see PyTorch's allocator; for minidl the tracemalloc peak of one step (NumPy buffers
-allocated during the step) is printed as well.
+resident set size (RSS) during 5 training steps, from a baseline taken after imports, data
+creation and a warm-up (2 steps of the same model on 2 examples, then freed and the C heap
+trimmed), so that one-time costs -- lazy imports (PyTorch's first optimizer step imports
+torch._dynamo, about 70 MB), thread pools -- are not counted as the model's memory; the
+"cold" columns measure from just after imports and data instead. Linux: the peak counter is
+reset through /proc/self/clear_refs and read as VmHWM; elsewhere ru_maxrss. It includes the
+weights, optimizer state, activations, gradients and whatever the allocator keeps. RSS is used
+because tracemalloc does not see PyTorch's allocator; for minidl the tracemalloc peak of one
+step (NumPy buffers allocated during the step) is printed as well.
 
 Targets (issue): LSTM ≤ 1.3× PyTorch at batch 64, ≤ 1.0× at batch 256 and batch 1; MLP ≤ 1.0×;
 at least 3× faster than DeZero on the LSTM; peak memory ≤ 1.5× PyTorch's.
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import os
 import resource
@@ -62,6 +69,11 @@ VOCAB, EMBED, HIDDEN = 5000, 64, 128
 MLP_SIZES = (784, 256, 256, 10)
 LSTM_LR, MLP_LR = 1e-3, 0.1
 LOSS_TOLERANCE = 1e-4
+# Timing blocks: each framework runs ~BLOCK_S of consecutive steps, after a pause of PAUSE_S.
+# The pause lets the worker threads of the framework that ran before go idle: OpenBLAS threads
+# spin for about 0.1 s after a call, and running PyTorch right after minidl made it up to 2×
+# slower on a 2-core machine -- a cost no user of one framework pays.
+BLOCK_S, PAUSE_S = 0.4, 0.2
 MEMORY_TARGET = "≤ 1.5×"
 FRAMEWORKS = ("minidl", "torch", "dezero")
 
@@ -79,7 +91,7 @@ class Config:
 
 CONFIGS = [
     Config("lstm B=64 T=50", "lstm", 64, 50, 30, "≤ 1.3×", "≥ 3×"),
-    Config("lstm B=256 T=50", "lstm", 256, 50, 12, "≤ 1.0×", "≥ 3×"),
+    Config("lstm B=256 T=50", "lstm", 256, 50, 10, "≤ 1.0×", "≥ 3×"),
     Config("lstm B=1 T=10", "lstm", 1, 10, 200, "≤ 1.0×", "≥ 3×"),
     Config("mlp B=128", "mlp", 128, 0, 60, "≤ 1.0×", None),
 ]
@@ -363,55 +375,151 @@ def time_config(config: Config, modules: dict, device: str, steps: int, warmup: 
                             f"{losses[name][1]:.6f} vs {losses['minidl'][1]:.6f} (|Δ| "
                             f"{second:.1e}): {verdict} (tolerance {LOSS_TOLERANCE:g})")
     names = list(runners)
-    for k in range(warmup):
-        for name in names:
+    clock = time.perf_counter
+    estimate = {}
+    for name in names:  # warm-up, which also gives the length of a step
+        start = clock()
+        for k in range(warmup):
             runners[name].step(k)
             runners[name].sync()
+        estimate[name] = (clock() - start) / max(1, warmup)
     gc.collect()
+    watch = _common.OthersCpu()
     times = {name: [] for name in names}
-    clock = time.perf_counter
-    for k in range(steps):
-        order = names[k % len(names):] + names[:k % len(names)]
+    block = {name: max(2, round(BLOCK_S / max(estimate[name], 1e-6))) for name in names}
+    rotation = k = 0
+    while any(len(times[name]) < steps for name in names):
+        order = names[rotation % len(names):] + names[:rotation % len(names)]
+        rotation += 1
         for name in order:
+            if len(times[name]) >= steps:
+                continue
             runner = runners[name]
-            start = clock()
-            runner.step(k)
-            runner.sync()
-            times[name].append(clock() - start)
+            time.sleep(PAUSE_S)
+            for i in range(min(block[name], steps - len(times[name]) + 1)):
+                start = clock()
+                runner.step(k)
+                runner.sync()
+                if i:  # the first step after the pause is not counted
+                    times[name].append(clock() - start)
+                k += 1
     return {"median": {name: median(t) for name, t in times.items()}, "checks": checks,
-            "errors": errors, "steps": steps}
+            "errors": errors, "steps": steps, "others": watch.cell()}
 
 
 # ----------------------------------------------------------------------------- memory
 def memory_probe(framework: str, config: Config, steps: int, device: str) -> dict:
-    """Run in a fresh process: peak memory growth of ``steps`` training steps."""
+    """Run in a fresh process: peak memory growth of ``steps`` training steps.
+
+    ``bytes``: growth from a baseline taken after imports, data creation and a warm-up (two
+    steps of the same model on a 2-example batch, then freed and handed back to the OS), so
+    that one-time costs -- lazy imports (PyTorch's first optimizer step imports torch._dynamo,
+    about 70 MB), thread pools, kernel caches -- do not count as the model's memory.
+    ``cold_bytes``: the same peak measured from just after imports and data creation.
+    """
     modules, reasons = load_frameworks(device)
     if framework != "minidl" and modules[framework] is None:
         return {"error": reasons[framework]}
     weights, batches = initial_weights(config), make_batches(config)
     data = make_runner(framework, modules, config, weights, batches, device, data_only=True)
-    gc.collect()
-    gpu = device == "cuda"
-    if gpu:
-        before = _gpu_reserved(framework, modules, reset=True)
-    else:
-        baseline, method = _rss_baseline()
+    meter = _MemoryMeter(framework, modules, gpu=device == "cuda")
+    meter.release()
+    cold = meter.reset()
+    tiny = make_batches(Config("warm-up", config.kind, 2, min(config.length, 3), 0, "", None))
+    warm_up = make_runner(framework, modules, config, weights, tiny, device)
+    for k in range(2):
+        warm_up.step(k)
+    warm_up.sync()
+    del warm_up
+    meter.release()
+    warm_up_peak = meter.peak()
+    baseline = meter.reset()
     runner = make_runner(framework, modules, config, weights, batches, device)
     for k in range(steps):
         runner.step(k)
     runner.sync()
-    if gpu:
-        return {"bytes": _gpu_reserved(framework, modules) - before,
-                "method": "GPU memory reserved by the caching allocator (torch "
-                          "max_memory_reserved; CuPy memory pool total_bytes), growth"}
-    result = {"bytes": _rss_peak(method) - baseline, "method": method, "data": len(data)}
-    if framework == "minidl":  # NumPy buffers allocated during one more step
+    peak = meter.peak()
+    result = {"bytes": peak - baseline, "cold_bytes": max(peak, warm_up_peak) - cold,
+              "method": meter.method, "batches": len(data)}
+    if framework == "minidl" and device == "cpu":  # NumPy buffers allocated during one step
         import tracemalloc
         tracemalloc.start()
         runner.step(steps)
         result["traced_step_peak"] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     return result
+
+
+class _MemoryMeter:
+    """Current and peak memory of this process: RSS on the CPU (the peak counter VmHWM is reset
+    through /proc/self/clear_refs on Linux; elsewhere ru_maxrss, which cannot be reset), or the
+    bytes reserved by the caching allocator on a GPU (PyTorch's, or CuPy's memory pool)."""
+
+    def __init__(self, framework: str, modules: dict, gpu: bool):
+        self.framework, self.modules, self.gpu = framework, modules, gpu
+        if gpu:
+            self.method = ("GPU memory reserved by the caching allocator (torch "
+                           "max_memory_reserved; CuPy memory pool total_bytes), growth")
+        elif _status_kib("VmRSS") is not None and _can_reset_peak():
+            self.method = ("peak RSS (VmHWM, reset at the baseline) minus RSS at the baseline")
+        else:
+            self.method = "ru_maxrss after the steps minus ru_maxrss at the baseline"
+
+    def release(self) -> None:
+        """Free what can be freed, and give the C heap's free pages back to the OS, so that
+        memory reused from earlier allocations still shows up as growth."""
+        gc.collect()
+        if self.gpu:
+            if self.framework == "torch":
+                self.modules["torch"].cuda.empty_cache()
+            else:
+                import cupy
+                cupy.get_default_memory_pool().free_all_blocks()
+            return
+        try:
+            import ctypes
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+    def reset(self) -> int:
+        """Reset the peak to the current value and return that value (the baseline)."""
+        if self.gpu:
+            if self.framework == "torch":
+                torch = self.modules["torch"]
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                return torch.cuda.memory_reserved()
+            import cupy
+            cupy.cuda.get_current_stream().synchronize()
+            return cupy.get_default_memory_pool().total_bytes()
+        if self.method.startswith("peak RSS"):
+            _can_reset_peak()
+            return (_status_kib("VmRSS") or 0) * 1024
+        return _maxrss_bytes()
+
+    def peak(self) -> int:
+        if self.gpu:
+            if self.framework == "torch":
+                torch = self.modules["torch"]
+                torch.cuda.synchronize()
+                return torch.cuda.max_memory_reserved()
+            import cupy
+            cupy.cuda.get_current_stream().synchronize()
+            return cupy.get_default_memory_pool().total_bytes()
+        if self.method.startswith("peak RSS"):
+            return (_status_kib("VmHWM") or 0) * 1024
+        return _maxrss_bytes()
+
+
+def _can_reset_peak() -> bool:
+    """Reset VmHWM (and ru_maxrss) to the current RSS; False where the OS does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def _status_kib(field: str) -> Optional[int]:
@@ -425,41 +533,9 @@ def _status_kib(field: str) -> Optional[int]:
     return None
 
 
-def _rss_baseline() -> tuple[int, str]:
-    """The current RSS, with the peak counter reset to it when the OS allows."""
-    rss = _status_kib("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset VmHWM (and ru_maxrss) to the current RSS
-        if rss is not None:
-            return rss * 1024, "peak RSS (VmHWM after resetting it) minus RSS after imports+data"
-    except OSError:
-        pass
-    return _maxrss_bytes(), "ru_maxrss after the steps minus ru_maxrss after imports+data"
-
-
-def _rss_peak(method: str) -> int:
-    if method.startswith("peak RSS"):
-        return (_status_kib("VmHWM") or 0) * 1024
-    return _maxrss_bytes()
-
-
 def _maxrss_bytes() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
-
-
-def _gpu_reserved(framework: str, modules: dict, reset: bool = False) -> int:
-    if framework == "torch":
-        torch = modules["torch"]
-        torch.cuda.synchronize()
-        if reset:
-            torch.cuda.reset_peak_memory_stats()
-            return torch.cuda.memory_reserved()
-        return torch.cuda.max_memory_reserved()
-    import cupy
-    cupy.cuda.get_current_stream().synchronize()
-    return cupy.get_default_memory_pool().total_bytes()
 
 
 def measure_memory(configs: list, device: str, steps: int) -> dict:
@@ -501,8 +577,8 @@ def measure(args) -> dict:
     scale = 0.25 if args.quick else 1.0
     warmup = 1 if args.quick else 3
 
-    print(f"\nStep time (median of paired steps after {warmup} warm-up steps; "
-          f"milliseconds per step)")
+    print(f"\nStep time (ms, median; after {warmup} warm-up steps the frameworks take turns in "
+          f"blocks of ~{BLOCK_S:g} s of steps, each after a {PAUSE_S:g} s pause)")
     rows, results, checks = [], {}, []
     for config in configs:
         steps = max(3, int(config.steps * scale))
@@ -518,9 +594,11 @@ def measure(args) -> dict:
                      dezero_cell,
                      format_ratio(ratio(t["minidl"], t.get("torch")), config.torch_target),
                      format_ratio(ratio(t.get("dezero"), t["minidl"]), config.dezero_target)
-                     if config.dezero_target else "-"])
+                     if config.dezero_target else "-", timing["others"]])
     print_table(["config", "steps", "minidl ms", "torch ms", "DeZero ms", "minidl÷torch",
-                 "DeZero÷minidl (speed-up)"], rows)
+                 "DeZero÷minidl (speed-up)", "others"], rows)
+    print(f"others: CPU share used by other processes while the row was measured (BUSY above "
+          f"{_common.BUSY_SHARE:.0%}: rerun that row on a quiet machine)")
     for name in ("torch", "dezero"):
         if modules[name] is None:
             print(f"{name} columns n/a: {reasons[name]}")
@@ -535,13 +613,16 @@ def measure(args) -> dict:
     memory_steps = 2 if args.quick else 5
     memory = measure_memory(configs, args.device, memory_steps)
     methods = {m["method"] for m in memory.values() if "method" in m}
-    print(f"\nPeak memory (MB; each framework and model in a fresh process, {memory_steps} "
-          f"training steps)")
+    print(f"\nPeak memory growth (MB; each framework and model in a fresh process, "
+          f"{memory_steps} training steps)")
     for method in sorted(methods):
         print(f"  method: {method}")
+    print("  baseline: after imports, data creation and a warm-up (2 steps of the same model "
+          "on 2 examples, freed)\n  so one-time costs are not counted; 'cold' columns measure "
+          "from just after imports + data")
     rows, notes = [], []
     for config in configs:
-        cells, values = [], {}
+        cells, values, cold = [], {}, {}
         for framework in FRAMEWORKS:
             m = memory[(config.name, framework)]
             if "error" in m:
@@ -549,15 +630,17 @@ def measure(args) -> dict:
                 if framework == "minidl" or modules.get(framework) is not None:
                     notes.append(f"{config.name} {framework}: {m['error']}")
             else:
-                values[framework] = m["bytes"]
+                values[framework], cold[framework] = m["bytes"], m["cold_bytes"]
                 cells.append(f"{m['bytes'] / 2**20:.1f}")
         traced = memory[(config.name, "minidl")].get("traced_step_peak")
         rows.append([config.name, *cells,
                      format_ratio(ratio(values.get("minidl"), values.get("torch")), MEMORY_TARGET),
+                     *(f"{cold[f] / 2**20:.1f}" if f in cold else "n/a"
+                       for f in ("minidl", "torch")),
                      "n/a" if traced is None else f"{traced / 2**20:.1f}"])
         results[config.name]["memory"] = values
     print_table(["config", "minidl MB", "torch MB", "DeZero MB", "minidl÷torch",
-                 "minidl tracemalloc peak of one step, MB"], rows)
+                 "cold minidl", "cold torch", "minidl tracemalloc/step"], rows)
     for note in notes:
         print("  " + note)
     return {"architecture": _common.blas_architecture(), "configs": results}
@@ -706,10 +789,9 @@ def main(argv: Optional[list] = None) -> None:
         return
     if args.device == "cuda":
         if not md.cuda.is_available():
-            try:
-                import cupy  # noqa: F401
+            if importlib.util.find_spec("cupy") is not None:
                 why = "CuPy is installed but finds no usable CUDA device"
-            except ImportError:
+            else:
                 why = "CuPy is not installed (pip install \"minidl[gpu]\")"
             print(f"no CUDA device: md.cuda.is_available() is False ({why}). Nothing to "
                   f"measure with --device cuda on this machine; run without it for the CPU.")
