@@ -10,7 +10,6 @@ target (``os.replace``), so a crash mid-save leaves the previous file intact.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile

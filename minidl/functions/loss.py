@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from minidl import backend
-from minidl.autograd import Function, ShapeError, Tensor, as_tensor
+from minidl.autograd import Function, ShapeError, Tensor
 from minidl.functions.elementwise import clip, log
 from minidl.functions.embedding import token_ids
 

@@ -184,7 +184,7 @@ class LSTMFunction(Function):
             if dh_skip is not None:
                 dh += dh_skip
         needs = self.needs_input_grad
-        B_, T_, D = self.x_fm_shape
+        D = self.x_fm_shape[2]
         dz_rows = xp.ascontiguousarray(dz.transpose(0, 2, 1)).reshape(T * B, H4)  # (T·B, 4H)
         _workspace.give(xp, (dz,))
         dx = dW_x = dW_h = db = None
