@@ -1,4 +1,5 @@
-"""The ``minidl`` command: ``minidl demo``, ``minidl xor``, ``minidl exercises``, ``minidl grade``.
+"""The ``minidl`` command: ``minidl demo``, ``minidl xor``, ``minidl lesson``, ``minidl exercises``,
+``minidl grade``.
 
 Run ``minidl --help`` for the list. Every sub-command imports what it needs when it runs, so
 ``minidl --help`` is instant and works without the optional extras.
@@ -63,6 +64,34 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lessons_folder():
+    """The ``lessons/`` folder of a source checkout (or an editable install) of minidl."""
+    from pathlib import Path
+    return Path(__file__).resolve().parent.parent / "lessons"
+
+
+def lesson(args: argparse.Namespace) -> int:
+    """Run lesson N as a script, or list the lessons when no number is given."""
+    import subprocess
+
+    folder = _lessons_folder()
+    files = sorted(folder.glob("[0-9][0-9]_*.py")) if folder.is_dir() else []
+    if not files:
+        print("minidl lesson: the lessons ship with minidl's source, not with the installed "
+              f"package; run this from a checkout (looked in {folder})", file=sys.stderr)
+        return 2
+    if args.number is None:
+        for path in files:
+            print(f"{int(path.name[:2]):3d}  {path.name}")
+        return 0
+    chosen = [p for p in files if int(p.name[:2]) == args.number]
+    if not chosen:
+        print(f"minidl lesson: no lesson {args.number}; there are lessons "
+              f"{int(files[0].name[:2])} to {int(files[-1].name[:2])}", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(chosen[0])])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minidl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=xor)
+    p = sub.add_parser("lesson", help="run lesson N (no N: list the lessons)")
+    p.add_argument("number", type=int, nargs="?")
+    p.set_defaults(run=lesson)
     from minidl.exercises.cli import add_subcommands
     add_subcommands(sub)   # minidl exercises export|list, minidl grade
     return parser
