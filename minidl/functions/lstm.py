@@ -26,6 +26,7 @@ Why it is fast:
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from minidl import backend
@@ -57,12 +58,12 @@ class _Workspace:
         self.keep = keep
 
     def take(self, xp, shape: Tuple[int, ...], dtype) -> Any:
-        stack = self.free.get((xp.__name__, shape, str(dtype)))
+        stack = self.free.get((xp, shape, xp.dtype(dtype)))
         return stack.pop() if stack else xp.empty(shape, dtype=dtype)
 
     def give(self, xp, arrays) -> None:
         for a in arrays:
-            stack = self.free.setdefault((xp.__name__, a.shape, str(a.dtype)), [])
+            stack = self.free.setdefault((xp, a.shape, a.dtype), [])
             if len(stack) < self.keep:
                 stack.append(a)
 
@@ -264,5 +265,5 @@ class LSTMFunction(Function):
         return (None if m is None else dh_skip), dc_prev
 
     def __del__(self):
-        if self._buffers:
+        if self._buffers and not sys.is_finalizing():
             _workspace.give(self.xp, self._buffers)
