@@ -38,10 +38,10 @@ class DemoConfig:
     adapt_steps: int = 500        # then on the unlabelled training reviews (the domain)
     pretrain_batch: int = 32
     bptt: int = 64
-    maxlen: int = 100
+    maxlen: int = 80              # characters kept from the end of each review (71 % fit whole)
     batch_size: int = 64
     budgets: List[Any] = field(default_factory=lambda: [500, 2000, "all"])
-    steps_per_budget: int = 300   # about this many fine-tuning steps, whatever the budget
+    steps_per_budget: int = 200   # about this many fine-tuning steps, whatever the budget
     min_epochs: int = 3           # so that the frozen first epoch is never most of the run
     max_epochs: int = 15
     improvement_budget: Any = 2000
