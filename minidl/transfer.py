@@ -29,7 +29,7 @@ from minidl import nn, optim
 from minidl.autograd import Tensor, no_grad
 from minidl.data.text import Tokenizer, pad_sequences
 from minidl.training.callbacks import Callback
-from minidl.training.loop import fit
+from minidl.training.loop import fit, predict
 from minidl.training.progress import Progbar
 
 UNKNOWN = "<unk>"
@@ -288,15 +288,7 @@ def _binary_accuracy(y_true: Any, y_pred: Any) -> Any:
 def predict_proba(classifier: SentimentClassifier, x: np.ndarray,
                   batch_size: int = 256) -> np.ndarray:
     """Probabilities of the positive class, shape (n,), computed without a graph."""
-    classifier.eval()
-    device = classifier.device
-    out = []
-    with no_grad():
-        for start in range(0, len(x), batch_size):
-            out.append(backend.to_numpy(classifier(
-                backend.to_device(x[start:start + batch_size], device)).data).ravel())
-    classifier.train()
-    return np.concatenate(out)
+    return predict(classifier, x, batch_size=batch_size, verbose=0).ravel()
 
 
 def evaluate(classifier: SentimentClassifier, x: np.ndarray, y: np.ndarray) -> Dict[str, Any]:

@@ -47,10 +47,12 @@ class DataLoader:
     """Iterate over a dataset in batches of ``batch_size`` samples (the last may be smaller,
     unless ``drop_last``), shuffled each epoch with minidl's seeded generator
     (``md.manual_seed``) when ``shuffle``. Each batch arrives as Tensors on ``device``
-    (default: ``MINIDL_DEVICE``); only the batch is copied to the device, never the data set."""
+    (default: ``MINIDL_DEVICE``); only the batch is copied to the device, never the data set.
+    ``dtype``: floating-point arrays are cast to it (a model's weight dtype); integer arrays
+    (token ids, class labels) are left alone."""
 
     def __init__(self, dataset: Any, batch_size: int = 32, shuffle: bool = False,
-                 drop_last: bool = False, device: Optional[str] = None):
+                 drop_last: bool = False, device: Optional[str] = None, dtype: Any = None):
         if isinstance(dataset, (tuple, list)):
             dataset = ArrayDataset(*dataset)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -58,6 +60,7 @@ class DataLoader:
         self.dataset, self.batch_size = dataset, batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
         self.device = backend.check_device(device)
+        self.dtype = None if dtype is None else np.dtype(dtype)
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -70,8 +73,12 @@ class DataLoader:
             indices = order[start:start + self.batch_size]
             if self.drop_last and len(indices) < self.batch_size:
                 return
-            yield tuple(Tensor(backend.to_device(np.ascontiguousarray(a), self.device))
-                        for a in self.dataset[indices])
+            yield tuple(self._tensor(a) for a in self.dataset[indices])
+
+    def _tensor(self, array: np.ndarray) -> Tensor:
+        if self.dtype is not None and array.dtype.kind == "f" and array.dtype != self.dtype:
+            array = array.astype(self.dtype)
+        return Tensor(backend.to_device(np.ascontiguousarray(array), self.device))
 
 
 def batches(arrays: Sequence[Any], batch_size: int, shuffle: bool = False,

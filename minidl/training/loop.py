@@ -25,6 +25,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.autograd import Tensor, no_grad
+from minidl.data.loader import ArrayDataset, DataLoader
 from minidl.training.callbacks import Callback, CallbackList, History, ProgbarLogger
 
 Metric = Callable[[Any, Any], Any]
@@ -105,18 +106,10 @@ def _float_dtype(model: Any) -> Any:
     return np.dtype("float32")
 
 
-def _to_tensor(array: np.ndarray, device: str, float_dtype: Any) -> Tensor:
-    """A batch as a Tensor on ``device``; floating data in the model's dtype."""
-    if array.dtype.kind == "f" and array.dtype != float_dtype:
-        array = array.astype(float_dtype)
-    return Tensor(backend.to_device(np.ascontiguousarray(array), device))
-
-
-def _batch_indices(n: int, batch_size: int, order: Optional[np.ndarray] = None):
-    """Index arrays of consecutive batches of ``order`` (``range(n)`` when None)."""
-    order = np.arange(n) if order is None else order
-    for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+def _batches(model: Any, arrays: tuple, batch_size: int, shuffle: bool = False) -> DataLoader:
+    """Batches of ``arrays`` as Tensors on the model's device, floating data in its dtype."""
+    return DataLoader(ArrayDataset(*arrays), batch_size, shuffle=shuffle, device=model.device,
+                      dtype=_float_dtype(model))
 
 
 class RunningMeans:
@@ -182,7 +175,6 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
         validation = check_data(validation_data[0], validation_data[1], ("x_val", "y_val"))
     elif validation_split:
         (x, y), validation = split_validation(x, y, validation_split)
-    device, float_dtype = model.device, _float_dtype(model)
     n = len(x)
     steps = math.ceil(n / batch_size)
     callbacks = _callback_list(callbacks, model, optimizer,
@@ -198,11 +190,8 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
             callbacks.on_epoch_begin(epoch)
             model.train()
             means = RunningMeans()
-            order = backend.permutation(n) if shuffle else None
-            for step, index in enumerate(_batch_indices(n, batch_size, order)):
+            for step, (xb, yb) in enumerate(_batches(model, (x, y), batch_size, shuffle)):
                 callbacks.on_train_batch_begin(step)
-                xb = _to_tensor(x[index], device, float_dtype)
-                yb = _to_tensor(y[index], device, float_dtype)
                 prediction = model(xb)
                 loss = loss_fn(prediction, yb)
                 optimizer.zero_grad()
@@ -229,17 +218,15 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
 def _evaluate(model: Any, loss_fn: Callable, x: np.ndarray, y: np.ndarray, batch_size: int,
               metrics: Metrics, callbacks: CallbackList) -> Dict[str, float]:
     """The mean loss and metrics over ``(x, y)`` in evaluation mode, without a graph."""
-    device, float_dtype = model.device, _float_dtype(model)
     was_training = model.training
     model.eval()
     means = RunningMeans()
     callbacks.on_test_begin()
     try:
         with no_grad():
-            for step, index in enumerate(_batch_indices(len(x), batch_size)):
+            for step, (xb, yb) in enumerate(_batches(model, (x, y), batch_size)):
                 callbacks.on_test_batch_begin(step)
-                yb = _to_tensor(y[index], device, float_dtype)
-                prediction = model(_to_tensor(x[index], device, float_dtype))
+                prediction = model(xb)
                 means.update(loss_fn(prediction, yb), prediction, yb, metrics)
                 callbacks.on_test_batch_end(step, means.result())
     finally:
@@ -272,7 +259,6 @@ def predict(model: Any, x: Any, *, batch_size: int = 32, verbose: int = 1,
     several outputs), computed in evaluation mode, batch by batch. Shape: (n, ...)."""
     batch_size = _check_batch_size(batch_size)
     x, _ = check_data(x)
-    device, float_dtype = model.device, _float_dtype(model)
     callbacks = _callback_list(callbacks, model, None,
                                {"verbose": verbose, "epochs": 1,
                                 "steps": math.ceil(len(x) / batch_size)}, stream,
@@ -283,9 +269,9 @@ def predict(model: Any, x: Any, *, batch_size: int = 32, verbose: int = 1,
     callbacks.on_predict_begin()
     try:
         with no_grad():
-            for step, index in enumerate(_batch_indices(len(x), batch_size)):
+            for step, (xb,) in enumerate(_batches(model, (x,), batch_size)):
                 callbacks.on_predict_batch_begin(step)
-                out = model(_to_tensor(x[index], device, float_dtype))
+                out = model(xb)
                 outputs.append([t.numpy() for t in out] if isinstance(out, (list, tuple))
                                else out.numpy())
                 callbacks.on_predict_batch_end(step)
