@@ -173,6 +173,12 @@ def host_array(data: Any, dtype: Any = None) -> np.ndarray:
     return np.array(data, dtype=dtype)
 
 
+def as_array(data: Any, device: str) -> Any:
+    """``data`` (an array of any device, a list or a number) as an array on ``device``; the same
+    object when it is already an array there."""
+    return to_device(data if hasattr(data, "shape") else host_array(data), device)
+
+
 def ensure_array(value: Any, xp=np) -> Any:
     """NumPy returns scalars (``np.float32``) from 0-d operations; keep tensors' data arrays."""
     if isinstance(value, np.generic) and xp is np:

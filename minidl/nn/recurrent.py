@@ -21,11 +21,7 @@ def _mask_array(mask: Any, x: Tensor) -> Optional[Any]:
     """The mask as an array of 0/1 in x's dtype, on x's device, checked against x's shape."""
     if mask is None:
         return None
-    xp = backend.get_array_module(x.data)
-    data = mask.data if isinstance(mask, Tensor) else mask
-    data = backend.to_device(backend.to_numpy(data) if hasattr(data, "shape") and
-                             backend.get_array_module(data) is not xp else xp.asarray(data),
-                             x.device)
+    data = backend.as_array(mask.data if isinstance(mask, Tensor) else mask, x.device)
     if data.shape != x.shape[:2]:
         raise ValueError(f"mask must have shape (batch, time) = {x.shape[:2]}, got {data.shape}")
     return data.astype(x.dtype)
