@@ -11,6 +11,8 @@ whatever they were given).
 """
 from __future__ import annotations
 
+import argparse
+
 import json
 import os
 import platform
@@ -221,6 +223,18 @@ def run_both_environments(
             unset = json.load(f)
     banner("as set vs unset")
     compare(as_set, unset)
+
+
+def add_environment_arguments(parser: "argparse.ArgumentParser") -> None:
+    """The options every benchmark shares: thread cap, the two-environment run and the flags
+    the parent process passes to its child run."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="cap BLAS and torch threads (diagnosis on a busy machine; "
+                             "default: the libraries' own settings)")
+    parser.add_argument("--both", action="store_true",
+                        help="run the unset-environment pass even when nothing is set")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--results-json", default=None, help=argparse.SUPPRESS)
 
 
 def write_results(path: Optional[str], results: dict) -> None:

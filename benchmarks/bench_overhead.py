@@ -167,41 +167,21 @@ def make_minidl(spec: OpSpec, leaves_np: list, constant: Any, links: int):
     leaves = [md.tensor(a, requires_grad=True) for a in leaves_np]
     c = md.tensor(constant) if isinstance(constant, np.ndarray) and constant.dtype.kind == "f" \
         else constant
-    per_leaf = links_per_leaf(spec, links)
-    ones = np.ones_like(leaves_np[0])
-    apply = spec.apply
-    clock = time.perf_counter
-
-    def run():
-        for leaf in leaves:
-            leaf.grad = None
-        start = clock()
-        outs = []
-        for leaf in leaves:
-            y = leaf
-            for _ in range(per_leaf):
-                y = apply(y, c)
-            outs.append(y)
-        root = outs[0] if spec.graph == "chain" else F.stack(outs).sum()
-        middle = clock()
-        if spec.graph == "chain":
-            root.backward(ones)
-        else:
-            root.backward()
-        del root, outs, y
-        end = clock()
-        return middle - start, end - middle
-
-    def gradient():
-        return leaves[0].grad.numpy()
-    return run, gradient
+    return _graph_runner(spec, leaves, c, np.ones_like(leaves_np[0]), links,
+                         lambda outs: F.stack(outs).sum())
 
 
 def make_torch(torch, spec: OpSpec, leaves_np: list, constant: Any, links: int):
     leaves = [torch.tensor(a, requires_grad=True) for a in leaves_np]
     c = torch.from_numpy(np.ascontiguousarray(constant)) if constant is not None else None
+    return _graph_runner(spec, leaves, c, torch.ones(leaves_np[0].shape), links,
+                         lambda outs: torch.stack(outs).sum())
+
+
+def _graph_runner(spec: OpSpec, leaves: list, c: Any, ones: Any, links: int, stack_sum):
+    """The timed graph, the same code for minidl and PyTorch: ``run()`` builds it and
+    differentiates it, returning (forward, backward) seconds; ``gradient()`` reads leaf 0's."""
     per_leaf = links_per_leaf(spec, links)
-    ones = torch.ones(leaves_np[0].shape)
     apply = spec.apply
     clock = time.perf_counter
 
@@ -215,7 +195,7 @@ def make_torch(torch, spec: OpSpec, leaves_np: list, constant: Any, links: int):
             for _ in range(per_leaf):
                 y = apply(y, c)
             outs.append(y)
-        root = outs[0] if spec.graph == "chain" else torch.stack(outs).sum()
+        root = outs[0] if spec.graph == "chain" else stack_sum(outs)
         middle = clock()
         if spec.graph == "chain":
             root.backward(ones)
@@ -405,13 +385,7 @@ def main(argv: Optional[list] = None) -> None:
                         help="op applications per graph (a multiple of 4; default 100)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="paired repeats per row (default 21, 7 with --quick)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="cap BLAS and torch threads (diagnosis on a busy machine; "
-                             "default: the libraries' own settings)")
-    parser.add_argument("--both", action="store_true",
-                        help="run the unset-environment pass even when nothing is set")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--results-json", default=None, help=argparse.SUPPRESS)
+    _common.add_environment_arguments(parser)
     args = parser.parse_args(argv)
     passthrough = [a for a in (sys.argv[1:] if argv is None else argv)
                    if a not in ("--child", "--both")]

@@ -770,13 +770,7 @@ def main(argv: Optional[list] = None) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the memory table")
     parser.add_argument("--profile", action="store_true",
                         help="profile one minidl LSTM step (batch 64 × 50) and exit")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="cap BLAS and torch threads (diagnosis on a busy machine; "
-                             "default: the libraries' own settings)")
-    parser.add_argument("--both", action="store_true",
-                        help="run the unset-environment pass even when nothing is set")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--results-json", default=None, help=argparse.SUPPRESS)
+    _common.add_environment_arguments(parser)
     parser.add_argument("--memory-probe", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--memory-steps", type=int, default=5, help=argparse.SUPPRESS)
