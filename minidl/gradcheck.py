@@ -23,8 +23,50 @@ from minidl.autograd import Tensor, no_grad
 
 
 class GradcheckError(AssertionError):
-    """An analytical gradient disagrees with the numerical one. The message names the input,
-    the element, and both values."""
+    """An analytical gradient disagrees with the numerical one.
+
+    ``str(error)`` names the input, the element and both values; the same facts are fields, so
+    a program (the exercise grader) reads them instead of parsing the text:
+
+    Attributes:
+        input_index: the input's position among ``fn``'s arguments; None for a tensor of ``wrt``.
+        input_name: the tensor's name (for ``wrt``: its key, its name, or ``'wrt[i]'``), or None.
+        shape: the input's shape.
+        mode: what ``numerical`` and ``analytical`` measure: ``'elementwise'``, the derivative
+            with respect to one element (``index``); ``'directional'``, the derivative along a
+            random unit direction (``index`` is None).
+        index: the worst element (a tuple; ``()`` for a scalar), or None in directional mode.
+        numerical: the central-difference value.
+        analytical: the value from ``backward()``.
+        atol, rtol: the tolerances it failed: |numerical − analytical| > atol + rtol·|numerical|.
+    """
+
+    def __init__(self, input_index: Optional[int], input_name: Optional[str], shape: tuple,
+                 mode: str, index: Optional[tuple], numerical: float, analytical: float,
+                 atol: float, rtol: float):
+        self.input_index, self.input_name, self.shape = input_index, input_name, tuple(shape)
+        self.mode, self.index = mode, index
+        self.numerical, self.analytical = float(numerical), float(analytical)
+        self.atol, self.rtol = atol, rtol
+        super().__init__(self._message())
+
+    def __reduce__(self):  # rebuilt from the fields (the default would pass only the message)
+        return type(self), (self.input_index, self.input_name, self.shape, self.mode,
+                            self.index, self.numerical, self.analytical, self.atol, self.rtol)
+
+    @property
+    def input_label(self) -> str:
+        """How the message names the input: "input 0 ('A')", "input 1", or a wrt name."""
+        if self.input_index is None:
+            return str(self.input_name)
+        return f"input {self.input_index}" + (f" ({self.input_name!r})" if self.input_name
+                                              else "")
+
+    def _message(self) -> str:
+        where = (f": worst element {self.index}" if self.mode == "elementwise"
+                 else " along a random direction")
+        return (f"gradcheck failed for {self.input_label} (shape {self.shape}){where}: "
+                f"numerical {self.numerical:.6g} vs analytical {self.analytical:.6g}")
 
 
 def gradcheck(fn: Callable[..., Any], *inputs: Any,
@@ -51,17 +93,18 @@ def gradcheck(fn: Callable[..., Any], *inputs: Any,
         raise ValueError(f"gradcheck: mode must be 'directional' or 'elementwise', got {mode!r}")
     rng = np.random.default_rng(seed)
     args = [_float64_leaf(x) for x in inputs]
-    checked = [(f"input {i}" + (f" ({x.name!r})" if x.name else ""), args[i])
+    # (position among fn's arguments or None for wrt, name, the float64 leaf)
+    checked = [(i, x.name, args[i])
                for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     named = wrt.items() if isinstance(wrt, Mapping) else (
         (t.name or f"wrt[{i}]", t) for i, t in enumerate(wrt))
-    extras = [(name, t) for name, t in named]
+    extras = [(None, name, t) for name, t in named]
     if not checked and not extras:
         raise ValueError("gradcheck: nothing to check; give inputs with requires_grad=True "
                          "or tensors in wrt=")
-    saved = [(t, t.data, t.grad) for _, t in extras]
+    saved = [(t, t.data, t.grad) for _, _, t in extras]
     try:
-        for _, t in extras:
+        for _, _, t in extras:
             t.data, t.grad = t.data.astype(np.float64), None
         checked += extras
         outputs = _as_tuple(fn(*args))
@@ -75,21 +118,20 @@ def gradcheck(fn: Callable[..., Any], *inputs: Any,
         for y, g in zip(outputs, upstream):
             if y.requires_grad:
                 y.backward(g)
-        for name, x in checked:
+        for position, name, x in checked:
             analytical = backend.to_numpy(x.grad.data) if x.grad is not None \
                 else np.zeros(x.shape)
             if mode == "elementwise":
-                _check_elements(name, x, analytical, objective, eps, atol, rtol)
+                _check_elements(position, name, x, analytical, objective, eps, atol, rtol)
                 continue
             direction = rng.standard_normal(x.shape)
             direction /= max(np.linalg.norm(direction), 1e-12)
             numerical = _central_difference(x, direction, objective, eps)
             expected = float((analytical * direction).sum())
             if abs(numerical - expected) > atol + rtol * abs(numerical):
-                _check_elements(name, x, analytical, objective, eps, atol, rtol)
-                raise GradcheckError(
-                    f"gradcheck failed for {name} (shape {x.shape}) along a random direction: "
-                    f"numerical {numerical:.6g} vs analytical {expected:.6g}")
+                _check_elements(position, name, x, analytical, objective, eps, atol, rtol)
+                raise GradcheckError(position, name, x.shape, "directional", None, numerical,
+                                     expected, atol, rtol)
     finally:
         for t, data, grad in saved:
             t.data, t.grad = data, grad
@@ -123,7 +165,7 @@ def _central_difference(x: Tensor, direction: np.ndarray, objective, eps: float)
     return (plus - minus) / (2 * eps)
 
 
-def _check_elements(name, x, analytical, objective, eps, atol, rtol) -> None:
+def _check_elements(position, name, x, analytical, objective, eps, atol, rtol) -> None:
     """Finite differences one element at a time; raise naming the worst element."""
     worst: Optional[tuple] = None
     for index in np.ndindex(*x.shape):
@@ -135,6 +177,5 @@ def _check_elements(name, x, analytical, objective, eps, atol, rtol) -> None:
             worst = (excess, index, numerical, analytical[index])
     if worst is not None:
         _, index, numerical, value = worst
-        raise GradcheckError(
-            f"gradcheck failed for {name} (shape {x.shape}): worst element {index}: "
-            f"numerical {numerical:.6g} vs analytical {value:.6g}")
+        raise GradcheckError(position, name, x.shape, "elementwise", tuple(int(k) for k in index),
+                             numerical, value, atol, rtol)

@@ -13,7 +13,8 @@ import pytest
 
 import minidl as md
 from minidl.exercises import EXERCISES
-from minidl.exercises.checks import CHECKS, reword_gradcheck
+from minidl.exercises.assertions import CheckFailure, reword_gradcheck, to_numeric_array
+from minidl.exercises.checks import CHECKS
 from minidl.exercises.cli import add_subcommands, build_parser, main as exercises_main
 from minidl.exercises.export import (ExerciseMarkerError, check_markers, export_kit,
                                      find_regions, kit_file_text, package_regions)
@@ -398,9 +399,30 @@ def test_gradcheck_messages_are_reworded_for_students():
     B.name = "B"
     with pytest.raises(md.GradcheckError) as error:
         md.gradcheck(lambda a, b: Wrong()(a, b), A, B, mode="elementwise")
-    message = reword_gradcheck(str(error.value))
+    message = reword_gradcheck(error.value)
     assert message.startswith("the gradient of A (input 0, shape (3, 3)) is wrong at element (")
-    assert "numerical" in message and "vs yours" in message
+    assert f"numerical {error.value.numerical:.6g} vs yours {error.value.analytical:.6g}" \
+        in message
+
+
+def test_gradcheck_rewording_reads_the_fields_not_the_message():
+    error = md.GradcheckError(input_index=None, input_name="W_x", shape=(3, 8),
+                              mode="elementwise", index=(2, 5), numerical=0.25,
+                              analytical=-0.75, atol=1e-5, rtol=1e-3)
+    assert reword_gradcheck(error) == ("the gradient of W_x (shape (3, 8)) is wrong at element "
+                                       "(2, 5): numerical 0.25 vs yours -0.75")
+    error = md.GradcheckError(1, None, (4,), "directional", None, 1.5, 2.0, 1e-5, 1e-3)
+    assert reword_gradcheck(error) == ("the gradient of input 1 (shape (4,)) is wrong along a "
+                                       "random direction: numerical 1.5 vs yours 2")
+
+
+def test_returned_values_are_converted_to_numeric_arrays_or_fail_by_name():
+    np.testing.assert_array_equal(to_numeric_array(md.tensor([1.0, 2.0]), "y"), [1.0, 2.0])
+    assert to_numeric_array([[1, 2]], "y").shape == (1, 2)
+    with pytest.raises(CheckFailure, match="y: your code returned None"):
+        to_numeric_array(None, "y")
+    with pytest.raises(CheckFailure, match="expected an array of numbers"):
+        to_numeric_array("0.5", "y")
 
 
 def test_the_lstm_step_reference_agrees_with_nn_lstm_cell(device):

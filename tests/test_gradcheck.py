@@ -69,6 +69,83 @@ def test_a_transposed_matmul_gradient_is_caught_and_named():
         md.gradcheck(lambda a, b: MatMulTransposedGrad()(a, b), a, b)
 
 
+def test_the_error_carries_input_element_values_tolerances_and_mode():
+    a, b = randn(3, 3, seed=0), randn(3, 3, seed=1)
+    a.name = "A"
+    with pytest.raises(md.GradcheckError) as caught:
+        md.gradcheck(lambda a, b: MatMulTransposedGrad()(a, b), a, b, mode="elementwise",
+                     atol=1e-6, rtol=1e-4)
+    error = caught.value
+    assert isinstance(error, AssertionError)
+    assert (error.input_index, error.input_name, error.shape) == (0, "A", (3, 3))
+    assert error.mode == "elementwise" and len(error.index) == 2
+    assert all(isinstance(i, int) and 0 <= i < 3 for i in error.index)
+    assert (error.atol, error.rtol) == (1e-6, 1e-4)
+    assert abs(error.numerical - error.analytical) > error.atol + error.rtol * abs(
+        error.numerical)
+    assert str(error) == (f"gradcheck failed for input 0 ('A') (shape (3, 3)): worst element "
+                          f"{error.index}: numerical {error.numerical:.6g} vs analytical "
+                          f"{error.analytical:.6g}")
+
+
+def test_numerical_is_the_finite_difference_and_analytical_is_backward_s_value():
+    class ForgetsItsGradient(md.Function):
+        """y = 2x whose backward returns 0: analytical 0, numerical 2·g ≠ 0."""
+
+        def forward(self, x):
+            return 2 * x
+
+        def backward(self, gy):
+            return 0 * gy
+
+    with pytest.raises(md.GradcheckError) as caught:
+        md.gradcheck(lambda x: ForgetsItsGradient()(x), randn(3, seed=0), mode="elementwise")
+    assert caught.value.analytical == 0 and abs(caught.value.numerical) > 1e-3
+
+
+def test_a_wrong_parameter_gradient_is_named_by_its_wrt_key():
+    layer = md.nn.Linear(3, 2)
+
+    class DropsBiasGrad(md.Function):
+        def forward(self, x, W, b):
+            self.save_for_backward(x, W)
+            return x @ W + b
+
+        def backward(self, gy):
+            x, W = self.saved_tensors
+            return gy @ W.T, x.T @ gy, 0 * gy.sum(axis=0)
+
+    with pytest.raises(md.GradcheckError) as caught:
+        md.gradcheck(lambda x: DropsBiasGrad()(x, layer.W, layer.b), randn(4, 3, seed=0),
+                     wrt=dict(layer.named_parameters()))
+    error = caught.value
+    assert (error.input_index, error.input_name, error.shape) == (None, "b", (2,))
+    assert str(error).startswith("gradcheck failed for b (shape (2,)): worst element (")
+
+
+def test_directional_mode_names_the_worst_element_found_after_the_direction_failed():
+    x = randn(5, seed=2)
+    with pytest.raises(md.GradcheckError) as caught:
+        md.gradcheck(lambda x: SigmoidWrongGrad()(x), x)
+    assert caught.value.mode == "elementwise" and len(caught.value.index) == 1
+    assert caught.value.input_index == 0
+
+
+def test_a_directional_failure_has_no_element():
+    error = md.GradcheckError(input_index=2, input_name=None, shape=(4, 5), mode="directional",
+                              index=None, numerical=1.0, analytical=3.0, atol=1e-5, rtol=1e-3)
+    assert isinstance(error, AssertionError) and error.index is None
+    assert str(error) == ("gradcheck failed for input 2 (shape (4, 5)) along a random "
+                          "direction: numerical 1 vs analytical 3")
+
+
+def test_the_error_survives_pickling_with_its_fields():
+    import pickle
+    error = md.GradcheckError(0, "x", (3,), "elementwise", (1,), 0.5, -0.5, 1e-5, 1e-3)
+    copy = pickle.loads(pickle.dumps(error))
+    assert vars(copy) == vars(error) and str(copy) == str(error)
+
+
 def test_a_missing_sum_to_is_caught():
     a, b = randn(3, 4, seed=0), randn(4, seed=1)
     with pytest.raises(md.GradcheckError, match="input 1"):

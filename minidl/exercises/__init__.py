@@ -10,7 +10,9 @@ limit, and checked against the reference (values) and numerically (``md.gradchec
 
 - ``registry``: the list of exercises (id, reference module, kit file, hint).
 - ``export``: finds the marked regions and writes a kit.
-- ``checks``: one check per exercise (runs in the grading process, next to the student's code).
+- ``checks``: one check per exercise (runs in the grading process, next to the student's code),
+  written with ``assertions`` (``CheckFailure``, ``Context``, ``assert_close``,
+  ``check_backward``, ``run_gradcheck``).
 - ``grade``: runs the checks in worker processes and reports, with a CSV for a class.
 - ``lstm_cell_function``: one LSTM step as a Function with a hand-written backward — the
   reference of the ``lstm_cell_backward`` exercise.

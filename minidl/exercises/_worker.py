@@ -132,7 +132,8 @@ class Worker:
         return result
 
     def run(self, exercise_id: str) -> Dict[str, Any]:
-        from minidl.exercises.checks import CHECKS, CheckFailure, Context
+        from minidl.exercises.assertions import CheckFailure, Context
+        from minidl.exercises.checks import CHECKS
         from minidl.exercises.registry import by_id
         exercise = by_id()[exercise_id]
         context = None
