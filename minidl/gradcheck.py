@@ -82,12 +82,14 @@ def gradcheck(fn: Callable[..., Any], *inputs: Any,
         wrt: extra tensors ``fn`` uses without taking them as arguments — a module's
             parameters, e.g. ``wrt=dict(layer.named_parameters())``. Cast to float64 during the
             check and restored afterwards.
-        eps, atol, rtol: step and tolerance: pass if |numerical − analytical| ≤ atol + rtol·|numerical|.
+        eps, atol, rtol: step and tolerance: pass if
+            |numerical − analytical| ≤ atol + rtol·|numerical|.
         mode: 'directional' or 'elementwise' (see the module docstring).
         seed: for the random upstream gradient and directions.
 
     Returns:
-        True. Raises ``GradcheckError`` on a mismatch.
+        True. Raises ``GradcheckError`` on a mismatch: its message names the input, the worst
+        element and both values, and its fields hold them (see the class).
     """
     if mode not in ("directional", "elementwise"):
         raise ValueError(f"gradcheck: mode must be 'directional' or 'elementwise', got {mode!r}")

@@ -79,7 +79,18 @@ def test_blank_kit_keeps_the_docstrings_and_drops_the_solutions(blank_kit):
     assert "def backward(self, gy):" in matmul
     assert "swapaxes" not in matmul.split("def backward")[1]
     sigmoid = (blank_kit / "ex_sigmoid.py").read_text(encoding="utf-8")
-    assert "dy/dx = y(1 - y)" in sigmoid and "tanh" not in sigmoid.split("def forward")[1]
+    assert "dy/dx = y(1 - y)" in sigmoid and "Stability:" in sigmoid
+    solution = sigmoid.split("def sigmoid_array")[1].split('"""')[2].split("class Sigmoid")[0]
+    assert "xp." not in solution and "NotImplementedError" in solution
+
+
+def test_a_kit_file_holds_the_units_of_one_module_in_its_order(blank_kit):
+    """sigmoid_array (sigmoid_forward) and Sigmoid (sigmoid_backward) share ex_sigmoid.py, and
+    the kit's Sigmoid calls the kit's sigmoid_array, not minidl's."""
+    sigmoid = (blank_kit / "ex_sigmoid.py").read_text(encoding="utf-8")
+    assert sigmoid.index("def sigmoid_array(") < sigmoid.index("class Sigmoid(Function):")
+    assert "import sigmoid_array" not in sigmoid
+    assert "`sigmoid_array` and `Sigmoid`" in sigmoid
 
 
 def test_kit_files_compile_and_import_only_what_they_use(blank_kit):
@@ -163,7 +174,8 @@ PLANTED = {
         ["h' is wrong at element", "forget gate f uses tanh instead of σ"]),
     "sigmoid_overflows": (
         "sigmoid_forward", "ex_sigmoid.py",
-        "y = xp.tanh(x * 0.5)\n        y *= 0.5\n        y += 0.5", "y = 1 / (1 + xp.exp(-x))",
+        "xp = backend.get_array_module(x)\n",
+        "xp = backend.get_array_module(x)\n    return 1 / (1 + xp.exp(-x))\n",
         ["not stable", "overflow"]),
     "sigmoid_backward_sign": (
         "sigmoid_backward", "ex_sigmoid.py",
@@ -425,24 +437,42 @@ def test_returned_values_are_converted_to_numeric_arrays_or_fail_by_name():
         to_numeric_array("0.5", "y")
 
 
-def test_the_lstm_step_reference_agrees_with_nn_lstm_cell(device):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_lstm_step_reference_agrees_with_nn_lstm_cell(device, dtype):
     from minidl.exercises.lstm_cell_function import lstm_cell
     rng = np.random.default_rng(0)
 
     def leaf(*shape):
-        return md.tensor(rng.standard_normal(shape), dtype="float64", device=device,
+        return md.tensor(rng.standard_normal(shape), dtype=dtype, device=device,
                          requires_grad=True)
 
-    cell = md.nn.LSTMCell(3, 4, dtype="float64", device=device)
+    cell = md.nn.LSTMCell(3, 4, dtype=dtype, device=device)
     for p in cell.parameters():
         p.data = leaf(*p.shape).data
     x, h, c = leaf(2, 3), leaf(2, 4), leaf(2, 4)
     expected = cell(x, (h, c))
-    got = lstm_cell(x, (h, c), cell.W_x, cell.W_h, cell.b)
+    got = lstm_cell(cell, x, (h, c))
     for e, g in zip(expected, got):
-        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-12)
-    md.gradcheck(lambda x, h, c: lstm_cell(x, (h, c), cell.W_x, cell.W_h, cell.b), x, h, c,
+        assert g.dtype == e.dtype and g.device == e.device
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-12 if dtype == "float64"
+                                   else 1e-5, atol=0 if dtype == "float64" else 1e-6)
+    md.gradcheck(lambda x, h, c: lstm_cell(cell, x, (h, c)), x, h, c,
                  wrt=dict(cell.named_parameters()), mode="elementwise")
+
+
+def test_the_lstm_step_reference_runs_the_fused_path_s_forward_step():
+    """One forward step for the exercise and nn.LSTM(fast=True): a one-step sequence through
+    LSTMFunction gives the same (h', c') up to float32 rounding."""
+    from minidl.exercises.lstm_cell_function import lstm_cell
+    lstm = md.nn.LSTM(3, 4)
+    rng = np.random.default_rng(1)
+    x = md.tensor(rng.standard_normal((2, 1, 3)), dtype="float32")
+    h0 = md.tensor(rng.standard_normal((2, 4)), dtype="float32")
+    c0 = md.tensor(rng.standard_normal((2, 4)), dtype="float32")
+    _, (h_fused, c_fused) = lstm(x, (h0, c0))
+    h, c = lstm_cell(lstm.cell, x[:, 0], (h0, c0))
+    np.testing.assert_allclose(h.numpy(), h_fused.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(c.numpy(), c_fused.numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_cli_registers_exercises_export_and_grade():

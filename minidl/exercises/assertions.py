@@ -208,7 +208,8 @@ def check_backward(ctx: Context, context: str, make_student: Callable[[], md.Fun
             assert_close(f"the gradient of {name} (input {i}, shape {np.shape(x)})", g, e,
                          describe=describe(name) if describe else None, context=context)
         except CheckFailure as failure:
-            extra = diagnose([to_numeric_array(g, name) for g in grads], expected) if diagnose else None
+            extra = diagnose([to_numeric_array(g, name) for g in grads], expected) \
+                if diagnose else None
             if extra:
                 raise CheckFailure(f"{failure.message}. {extra}", failure.hint) from None
             raise

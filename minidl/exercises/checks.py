@@ -22,6 +22,7 @@ import minidl as md
 from minidl.autograd import Tensor
 from minidl.exercises.assertions import (CheckFailure, Context, assert_close, check_backward,
                                          run_gradcheck, to_numeric_array)
+from minidl.functions.elementwise import sigmoid_array
 
 CHECKS: Dict[str, Callable[[Context], None]] = {}
 
@@ -36,7 +37,8 @@ def check(exercise_id: str) -> Callable[[Callable[[Context], None]], Callable[[C
 
 # ============================================================================= helpers
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * np.tanh(0.5 * np.asarray(x, dtype=np.float64)) + 0.5
+    """σ(x) in float64 by the reference's ``sigmoid_array``: the expected values of the checks."""
+    return sigmoid_array(np.asarray(x, dtype=np.float64))
 
 
 def _shape_text(**arrays: np.ndarray) -> str:
@@ -46,12 +48,12 @@ def _shape_text(**arrays: np.ndarray) -> str:
 # ============================================================================= sigmoid
 @check("sigmoid_forward")
 def check_sigmoid_forward(ctx: Context) -> None:
-    Sigmoid = ctx.get("Sigmoid")
+    student_sigmoid = ctx.get("sigmoid_array")
     rng = np.random.default_rng(1)
     for dtype in (np.float64, np.float32):
         x = (rng.standard_normal((3, 4)) * 4).astype(dtype)
         ctx.case = f"for x of shape (3, 4) and dtype {np.dtype(dtype).name}"
-        y = Sigmoid()(Tensor(x.copy()))
+        y = to_numeric_array(student_sigmoid(x.copy()), "σ(x)")
         assert_close("σ(x)", y, _sigmoid(x), rtol=1e-5 if dtype == np.float32 else 1e-9,
                      atol=1e-7, context=ctx.case)
         if y.dtype != dtype:
@@ -61,13 +63,46 @@ def check_sigmoid_forward(ctx: Context) -> None:
     ctx.case = f"for x = {extreme.tolist()} (float32)"
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
-            y = Sigmoid()(Tensor(extreme.copy()))
+            y = student_sigmoid(extreme.copy())
     except FloatingPointError as error:
         raise CheckFailure(f"σ(x) is not stable: for x = {extreme.tolist()} (float32) it "
                            f"raises FloatingPointError ({error})",
                            hint="e⁻ˣ overflows float32 for x < −88: use σ(x) = 0.5·tanh(x/2) "
-                                "+ 0.5, or e^x/(1 + e^x) where x < 0") from None
+                                "+ 0.5, or raise x to at least −88 first (σ(−88) is below "
+                                "1e-38)") from None
     assert_close("σ(x)", y, _sigmoid(extreme), atol=1e-7, rtol=1e-5, context=ctx.case)
+
+    x = np.array([[-1000.0, -100, -3, -0.5, 0], [0.5, 2, 30, 100, 1000]])
+    ctx.case = f"for sigmoid_array(x) with x = {x.tolist()}"
+    original = x.copy()
+    with np.errstate(over="ignore"):  # an overflow was the check above; here: is x kept?
+        student_sigmoid(x)
+    if not np.array_equal(x, original):
+        raise CheckFailure("sigmoid_array(x) changed x itself: Sigmoid passes it the input "
+                           "tensor's data, which must stay as it was; write into a new array "
+                           "(or into `out` when it is given)")
+    # The fused LSTM computes its gates in place: sigmoid_array(z, out=z).
+    for in_place in (False, True):
+        x = (rng.standard_normal((2, 5)) * 4).astype(np.float32)
+        out = x.copy() if in_place else np.full_like(x, np.nan)
+        call = "sigmoid_array(z, out=z)" if in_place else "sigmoid_array(x, out=buffer)"
+        ctx.case = f"for {call} with a (2, 5) float32 array"
+        if in_place:
+            y = student_sigmoid(out, out=out)
+        else:
+            y = student_sigmoid(x.copy(), out=out)
+        hint = ("with `out` given, write σ(x) into it and return it: y = xp.multiply(x, 0.5, "
+                "out=out) makes y a new array when out is None and out otherwise; then keep "
+                "working in y (out=y, y *= ..., y += ...)")
+        if not in_place and np.isnan(out).all():
+            raise CheckFailure(f"{call} left the buffer as it was: write σ(x) into `out` when "
+                               f"it is given", hint=hint)
+        try:
+            assert_close("out", out, _sigmoid(x), rtol=1e-5, atol=1e-7, context=ctx.case)
+            assert_close("the returned array", y, _sigmoid(x), rtol=1e-5, atol=1e-7,
+                         context=ctx.case)
+        except CheckFailure as failure:
+            raise CheckFailure(failure.message, hint=hint) from None
 
 
 @check("sigmoid_backward")
@@ -82,8 +117,8 @@ def check_sigmoid_backward(ctx: Context) -> None:
         forward_works = False
     if not forward_works:
         Sigmoid = type("Sigmoid", (Sigmoid,), {"forward": Reference.forward})
-        ctx.note("your forward is not right yet (see sigmoid_forward), so your backward was "
-                 "checked with the reference forward, which saves y = σ(x)")
+        ctx.note("your sigmoid_array is not right yet (see sigmoid_forward), so your backward "
+                 "was checked with the reference forward, which saves y = σ(x)")
     rng = np.random.default_rng(2)
     for shape in [(2, 3), (5,), (1, 1)]:
         x = rng.standard_normal(shape) * 3

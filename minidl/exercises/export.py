@@ -3,13 +3,15 @@
 A region of the reference between ``# BEGIN EXERCISE <id>`` and ``# END EXERCISE`` (comment
 lines at the indentation of the code they enclose) is an exercise's solution. For each kit file
 the exporter copies the region's *unit* — the top-level class or function around it, with its
-docstrings, which are the specification — and replaces every region in it by a stub:
+docstrings, which are the specification — and replaces every region in it by a stub (a kit file
+may hold several units of one module, in the module's order):
 
     # EXERCISE <id>: <what to write>
     raise NotImplementedError("exercise <id> is not implemented yet")
 
-Above the unit go the imports it uses (the reference module's own import lines, trimmed to the
-names the unit uses) and, for module-level helpers it calls, an import from the reference module.
+Above the units go the imports they use (the reference module's own import lines, trimmed to the
+names the units use) and, for module-level helpers they call that are not in the file, an import
+from the reference module.
 ``solutions=True`` keeps the solution code instead of the stubs: the teacher's answer key, which
 must score full marks (a test grades it).
 """
@@ -217,29 +219,36 @@ def _replace_regions(lines: List[str], regions: Sequence[Region], exercises: Dic
 
 
 def kit_file_text(file: str, solutions: bool = False) -> str:
-    """The text of one kit file: header, imports, the unit with its regions stubbed."""
+    """The text of one kit file: header, imports, its units with their regions stubbed."""
     exercises = kit_files()[file]
-    module, unit = exercises[0].module, exercises[0].unit
-    if any(e.module != module or e.unit != unit for e in exercises):
-        raise ExerciseMarkerError(f"the exercises of {file} must share one module and unit")
+    module = exercises[0].module
+    if any(e.module != module for e in exercises):
+        raise ExerciseMarkerError(f"the exercises of {file} must come from one module; the "
+                                  f"registry names {sorted({e.module for e in exercises})}")
     path, text = module_source(module)
     lines = text.splitlines(keepends=True)
     tree = ast.parse(text, str(path))
-    node = _unit_node(tree, unit, path)
-    start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
-    regions = [r for r in find_regions(text, str(path)) if start <= r.begin < node.end_lineno]
-    ids = {e.id for e in exercises}
-    if {r.id for r in regions} != ids:
-        raise ExerciseMarkerError(
-            f"{path}: {unit} contains the regions {sorted(r.id for r in regions)}, but the "
-            f"registry puts {sorted(ids)} in {file}")
-    stop = max([node.end_lineno] + [r.end + 1 for r in regions])
-    body = _replace_regions(lines[start:stop], regions, {e.id: e for e in exercises}, start,
-                            solutions)
+    all_regions = find_regions(text, str(path))
+    nodes = sorted({e.unit: _unit_node(tree, e.unit, path) for e in exercises}.items(),
+                   key=lambda item: item[1].lineno)  # the module's order
+    units = [unit for unit, _ in nodes]
+    pieces, used = [], set()
+    for unit, node in nodes:
+        start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
+        regions = [r for r in all_regions if start <= r.begin < node.end_lineno]
+        ids = {e.id for e in exercises if e.unit == unit}
+        if {r.id for r in regions} != ids:
+            raise ExerciseMarkerError(
+                f"{path}: {unit} contains the regions {sorted(r.id for r in regions)}, but the "
+                f"registry puts {sorted(ids)} in {unit} ({file})")
+        stop = max([node.end_lineno] + [r.end + 1 for r in regions])
+        body = _replace_regions(lines[start:stop], regions, {e.id: e for e in exercises},
+                                start, solutions)
+        pieces.append("".join(body).rstrip("\n") + "\n")
+        used |= _used_names(node)
 
-    used = _used_names(node)
     imports = _imports(tree, used)
-    helpers = sorted((_module_level_names(tree) & used) - {unit})
+    helpers = sorted((_module_level_names(tree) & used) - set(units))
     if helpers:
         imports.append(f"from {module} import {', '.join(helpers)}")
     relative = path.relative_to(Path(__file__).resolve().parent.parent.parent) \
@@ -248,22 +257,23 @@ def kit_file_text(file: str, solutions: bool = False) -> str:
     width = max(len(e.id) for e in exercises)
     listing = "\n".join(f"    {e.id:<{width}}  {e.title}" for e in exercises)
     kind = "Answer key" if solutions else "Exercise"
+    names = " and ".join(f"`{unit}`" for unit in units)
     header = (
-        f'"""{kind}: `{unit}` from {module} ({len(exercises)} exercise'
+        f'"""{kind}: {names} from {module} ({len(exercises)} exercise'
         f'{"s" if len(exercises) > 1 else ""}).\n\n'
         f"Exercises in this file:\n{listing}\n\n"
         f"Replace each stub (the `raise NotImplementedError` under `# EXERCISE <id>`) with your\n"
         f"code. The docstrings are the specification: shapes, formula, stability. Keep the\n"
-        f"names and signatures: the grader imports `{unit}` from this file and plugs it into\n"
-        f"minidl in place of the reference. Check your work with `minidl grade {file}` (or\n"
-        f"`python {file}`).\n\n"
+        f"names and signatures: the grader imports {names} from this file and plugs\n"
+        f"{'them' if len(units) > 1 else 'it'} into minidl in place of the reference. Check your "
+        f"work with\n`minidl grade {file}` (or `python {file}`).\n\n"
         f"Cut from {relative.as_posix()} of minidl {__version__} by `minidl exercises export`.\n"
         f'"""\n')
     parts = [header]
     for group in _import_groups(imports):
         parts.append("\n".join(group) + "\n\n")
     parts[-1] = parts[-1][:-1]
-    parts.append("\n\n" + "".join(body).rstrip("\n") + "\n")
+    parts.append("\n\n" + "\n\n".join(pieces))
     parts.append(f'\n\nif __name__ == "__main__":  # `python {file}` grades this file\n'
                  f"    import sys\n\n"
                  f"    from minidl.exercises.grade import main\n"
@@ -285,8 +295,8 @@ Each `ex_*.py` file holds one piece of minidl — a class or a function — with
 replaced by a stub:
 
 ```python
-        # EXERCISE sigmoid_forward: ...what to write...
-        raise NotImplementedError("exercise sigmoid_forward is not implemented yet")
+    # EXERCISE sigmoid_forward: ...what to write...
+    raise NotImplementedError("exercise sigmoid_forward is not implemented yet")
 ```
 
 Replace the stub with your code. The docstrings are the specification (shapes, formula,

@@ -1,21 +1,24 @@
 """One LSTM step as a single ``Function`` with a hand-written backward: the reference solution
 of the exercise ``lstm_cell_backward``.
 
-Why a separate Function? minidl's layers use two other LSTM implementations:
-- ``nn.LSTMCell`` (``minidl/nn/recurrent.py``) writes a step with primitive ops, so autograd
-  derives its backward — readable, but there is no backward to write;
-- ``LSTMFunction`` (``minidl/functions/lstm.py``) runs a whole sequence in one op with
-  feature-major buffers and in-place arithmetic — fast, but too entangled to be an exercise.
-This module is the middle ground: the same math as ``nn.LSTMCell`` for one step, with the
-backward through the gates written out by hand, as one reads it in a textbook. No layer uses
-it; a test checks it against ``nn.LSTMCell``, and the fused backward follows the same steps.
+minidl's layers run an LSTM two ways: ``nn.LSTMCell`` (``minidl/nn/recurrent.py``) writes a step
+with primitive ops, so autograd derives its backward — readable, but there is no backward to
+write; ``LSTMFunction`` (``minidl/functions/lstm.py``) runs a whole sequence in one op with
+feature-major buffers — fast, but its backward through time is too entangled to be an exercise.
+This module adds no third forward: ``LSTMCellFunction.forward`` runs the fused path's own step
+(``LSTMFunction._forward_step``, with ``sigmoid_array``) on one step. What it adds is the
+backward through the gates of one step, written out as one reads it in a textbook — the
+exercise. No layer uses it; a test checks it against ``nn.LSTMCell``, and the fused backward
+follows the same steps.
 """
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Tuple
 
 from minidl import backend
 from minidl.autograd import Function, Tensor
+from minidl.functions.lstm import LSTMFunction
+from minidl.nn.recurrent import LSTMCell
 
 
 class LSTMCellFunction(Function):
@@ -37,17 +40,17 @@ class LSTMCellFunction(Function):
 
     def forward(self, x, h, c, W_x, W_h, b):
         xp = backend.get_array_module(x)
-        H = h.shape[1]
-        z = x @ W_x + h @ W_h + b
-        i = xp.tanh(z[:, :H] * 0.5) * 0.5 + 0.5              # σ, in its stable form
-        f = xp.tanh(z[:, H:2 * H] * 0.5) * 0.5 + 0.5
-        g = xp.tanh(z[:, 2 * H:3 * H])
-        o = xp.tanh(z[:, 3 * H:] * 0.5) * 0.5 + 0.5
-        c_new = f * c + i * g
-        tanh_c = xp.tanh(c_new)
+        B, H = h.shape
+        # nn.LSTM's fast step works feature-major: zᵀ (4H, B), each gate a block of H rows,
+        # activated in place (σ, σ, tanh, σ); it writes c', h' and tanh(c') as (H, B).
+        z = xp.ascontiguousarray((x @ W_x + h @ W_h + b).T)
+        c_new, h_new, tanh_c = (xp.empty((H, B), dtype=z.dtype) for _ in range(3))
+        LSTMFunction._forward_step(xp, z, xp.ascontiguousarray(c.T), None, c_new, h_new, tanh_c,
+                                   None)
         self.save_for_backward(x, h, c, W_x, W_h)
-        self.gates, self.tanh_c = (i, f, g, o), tanh_c
-        return o * tanh_c, c_new
+        self.gates = tuple(z[k * H:(k + 1) * H].T for k in range(4))   # i, f, g, o, each (B, H)
+        self.tanh_c = tanh_c.T
+        return xp.ascontiguousarray(h_new.T), xp.ascontiguousarray(c_new.T)
 
     def backward(self, grad_h, grad_c):
         # BEGIN EXERCISE lstm_cell_backward
@@ -72,8 +75,9 @@ class LSTMCellFunction(Function):
         # END EXERCISE
 
 
-def lstm_cell(x: Tensor, state: Tuple[Tensor, Tensor], W_x: Tensor, W_h: Tensor,
-              b: Tensor) -> Tuple[Any, Any]:
-    """One LSTM step through ``LSTMCellFunction``: returns (h', c'). Shapes as the class."""
+def lstm_cell(cell: LSTMCell, x: Tensor,
+              state: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Tensor]:
+    """``cell(x, state)`` through ``LSTMCellFunction``: one step with ``cell``'s parameters
+    W_x, W_h, b, returning (h', c'). Shapes as ``nn.LSTMCell``."""
     h, c = state
-    return LSTMCellFunction()(x, h, c, W_x, W_h, b)
+    return LSTMCellFunction()(x, h, c, cell.W_x, cell.W_h, cell.b)

@@ -3,8 +3,10 @@ gives when it fails.
 
 The solution of each exercise is a region of the reference source between the comment lines
 ``# BEGIN EXERCISE <id>`` and ``# END EXERCISE``. The region's top-level class or function (its
-*unit*, e.g. the class ``Sigmoid``) becomes one file of the student kit, ``ex_<name>.py``; a unit
-with two regions (``Sigmoid``: forward and backward) gives one file holding two exercises.
+*unit*, e.g. the class ``MatMul``) is copied into a file of the student kit, ``ex_<name>.py``. A
+kit file may hold several units of one module, in the module's order, and so several exercises:
+``ex_sigmoid.py`` holds the function ``sigmoid_array`` (exercise ``sigmoid_forward``) and the
+class ``Sigmoid`` whose forward calls it (``sigmoid_backward``), as in the reference.
 Adding an exercise = marking a region + adding an entry here + writing its check in ``checks.py``
 (a test fails until all three agree).
 """
@@ -23,7 +25,7 @@ class Exercise:
         title: one line for the kit's README and the grader's report.
         module: the module holding the reference solution (and the markers).
         unit: the top-level class or function around the region; the kit file defines it.
-        file: the kit file (one per unit).
+        file: the kit file (it holds one or more units of ``module``).
         task: what to write, in one line; it becomes the comment above the stub.
         hint: the formula or the usual mistake, shown with a failure.
     """
@@ -40,13 +42,16 @@ class Exercise:
 EXERCISES: Tuple[Exercise, ...] = (
     Exercise(
         id="sigmoid_forward",
-        title="the logistic sigmoid σ(x), stable for any x",
-        module="minidl.functions.elementwise", unit="Sigmoid", file="ex_sigmoid.py",
-        task="return y = σ(x) (same shape and dtype as x, no overflow for any x) and save what "
-             "backward needs with self.save_for_backward(...)",
-        hint="σ(x) = 1/(1 + e⁻ˣ); e⁻ˣ overflows for x < -88 in float32, so compute it as "
-             "0.5·tanh(x/2) + 0.5 (or e^x/(1 + e^x) where x < 0). Use xp = "
-             "backend.get_array_module(x) rather than numpy, so it also runs on a GPU."),
+        title="the logistic sigmoid σ(x) on an array, stable for any x",
+        module="minidl.functions.elementwise", unit="sigmoid_array", file="ex_sigmoid.py",
+        task="return y = σ(x) = 1/(1 + e⁻ˣ) with x's shape and dtype, written into `out` when "
+             "it is given; no overflow for any x, and x itself stays unchanged",
+        hint="e⁻ˣ overflows for x < −88 in float32, so use the equal form σ(x) = "
+             "0.5·tanh(x/2) + 0.5 (or first raise x to at least −88, where σ is below 1e-38). "
+             "Start with y = xp.multiply(x, 0.5, out=out): a new array when out is None, out "
+             "otherwise (x is left alone); then keep working in y with out=y, y *= ..., y += "
+             ".... Use xp = backend.get_array_module(x) rather than numpy, so it also runs on "
+             "a GPU."),
     Exercise(
         id="sigmoid_backward",
         title="the sigmoid's backward: dσ/dx = σ(1 − σ)",
