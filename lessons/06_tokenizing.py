@@ -21,8 +21,8 @@ import tempfile
 import numpy as np
 
 from minidl.data.datasets import load_reviews
-from minidl.keras.preprocessing.sequence import pad_sequences
-from minidl.keras.preprocessing.text import Tokenizer, text_to_word_sequence
+from minidl.data import pad_sequences
+from minidl.data import Tokenizer, text_to_word_sequence
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # "large": fit on all training reviews
 N_TRAIN = {"small": 1000, "large": None}[SIZE]        # None = all of them

@@ -24,8 +24,8 @@ import minidl as md
 import minidl.functions as F
 from minidl import metrics, nn, optim
 from minidl.data.datasets import load_reviews
-from minidl.keras.preprocessing.sequence import pad_sequences
-from minidl.keras.preprocessing.text import Tokenizer
+from minidl.data import pad_sequences
+from minidl.data import Tokenizer
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # "large": all 13,891 training reviews
 N_TRAIN, EPOCHS = {"small": (3000, 8), "large": (None, 10)}[SIZE]

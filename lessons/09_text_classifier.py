@@ -25,8 +25,8 @@ from minidl.data.datasets import load_reviews
 from minidl.keras.callbacks import EarlyStopping
 from minidl.keras.layers import LSTM, Dense, Embedding
 from minidl.keras.models import Sequential
-from minidl.keras.preprocessing.sequence import pad_sequences
-from minidl.keras.preprocessing.text import Tokenizer
+from minidl.data import pad_sequences
+from minidl.data import Tokenizer
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # "large": all training reviews, longer texts
 N_TRAIN, MAXLEN, UNITS, EPOCHS = {"small": (2000, 60, 32, 4), "large": (None, 120, 64, 10)}[SIZE]

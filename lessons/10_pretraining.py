@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import minidl as md
-from minidl import transfer
+from minidl.apps import charlm as transfer
 from minidl.data.datasets import load_peoples_daily, load_reviews, split_corpus
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")

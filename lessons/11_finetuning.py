@@ -24,10 +24,11 @@ import time
 import numpy as np
 
 import minidl as md
-from minidl import metrics, plot, transfer
+from minidl import metrics, plot
+from minidl.apps import charlm as transfer
 from minidl.data.datasets import load_peoples_daily, load_reviews, split_corpus
 from minidl.keras.callbacks import EarlyStopping
-from minidl.keras.preprocessing.text import tokenizer_from_json
+from minidl.data import tokenizer_from_json
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # "large": several label budgets, longer
 BUDGETS, MAXLEN, EPOCHS = {"small": ([1000], 60, 5), "large": ([500, 2000, 13891], 100, 10)}[SIZE]
@@ -218,7 +219,7 @@ for budget in BUDGETS:
             classifier = fine_tuned            # trained above
         else:
             classifier, _ = train_classifier(name == "pretrained", budget)
-        scores = transfer.evaluate(classifier, x_test, y_test)
+        scores = transfer.classification_scores(classifier, x_test, y_test)
         rows.append({"labels": min(budget, len(y_train_all)), "model": name, **scores})
 print(f"{'labels':>7}  {'model':<11}{'accuracy':>9}{'precision':>10}{'recall':>8}{'F1':>8}")
 for r in rows:

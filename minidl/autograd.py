@@ -89,7 +89,7 @@ class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
     Attributes:
-        data: the array (``numpy.ndarray`` on the CPU, ``cupy.ndarray`` on CUDA).
+        data: the array (``numpy.ndarray`` on the CPU, a CuPy array on CUDA).
         grad: a ``Tensor`` of the same shape after ``backward()``, else ``None``.
         creator: the ``Function`` that produced this tensor (``None`` for leaves).
         requires_grad: whether gradients flow to (and through) this tensor.
@@ -244,6 +244,20 @@ class Function:
 
     Calling an instance with Tensors runs ``forward`` and, when gradients are being recorded and
     some input requires grad, links the outputs to this Function.
+
+    What backward may read — one rule:
+        * Inputs, outputs and anything computed from their values go through
+          ``self.save_for_backward(...)`` and come back from ``self.saved_tensors``. Under
+          ``create_graph=True`` those are handed out as the Tensors they belong to, so the
+          gradient flows through them to second order.
+        * Plain attributes (``self.axis = axis``) are for what does not vary with the inputs'
+          values: shapes, axes, hyperparameters, and comparison masks (``x > 0``), whose
+          derivative is zero wherever it exists. They are constants under ``create_graph``,
+          which is exactly right for them.
+        * A Function whose backward needs more (fused kernels, values computed in forward that
+          are not inputs or outputs) sets ``differentiable_backward = False``; then
+          ``create_graph=True`` through it raises before its backward runs, instead of
+          silently computing a wrong second derivative.
     """
 
     n_outputs = 1
@@ -381,6 +395,9 @@ def _run_backward(root: Tensor, grad: Any, create_graph: bool) -> None:
         while ready:
             f = ready.pop()
             grad_outputs = pending.pop(f)
+            if create_graph and not f.differentiable_backward:
+                raise GradientError(f"create_graph=True is not supported through "
+                                    f"{type(f).__name__}: its backward is first-order only")
             if f.n_outputs == 1:
                 grad_inputs = None if grad_outputs[0] is None else f.backward(grad_outputs[0])
             elif any(g is not None for g in grad_outputs):
@@ -395,9 +412,6 @@ def _run_backward(root: Tensor, grad: Any, create_graph: bool) -> None:
             if len(grad_inputs) != len(inputs):
                 raise GradientError(f"{type(f).__name__}.backward returned {len(grad_inputs)} "
                                     f"gradients for {len(inputs)} inputs")
-            if create_graph and not f.differentiable_backward:
-                raise GradientError(f"create_graph=True is not supported through "
-                                    f"{type(f).__name__}: its backward is first-order only")
             for x, gx in zip(inputs, grad_inputs):
                 if not x.requires_grad:
                     continue

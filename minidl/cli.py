@@ -48,7 +48,7 @@ def demo(args: argparse.Namespace) -> int:
     """Pretrain, fine-tune, evaluate and improve on real Chinese reviews (see minidl.demo)."""
     from minidl import backend
     from minidl.data.datasets import DatasetNotAvailableError
-    from minidl.demo import run
+    from minidl.apps.demo import run
 
     try:
         backend.array_module_for(args.device)

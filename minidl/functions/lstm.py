@@ -19,104 +19,49 @@ Why it is fast:
   a contiguous block of rows and every elementwise op runs on contiguous memory (slicing gate
   columns out of a (B, 4H) matrix gives strided views, about 2× slower).
 - All elementwise work writes into preallocated buffers (``out=``), and the large per-sequence
-  buffers are recycled between calls (``_Workspace``): allocating and freeing megabytes each
+  buffers are recycled between calls (``backend.workspace``): allocating and freeing megabytes each
   step makes the C library return them to the OS, and the page faults on the next touch cost
   more than the arithmetic.
 """
 from __future__ import annotations
 
-import os
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Optional
 
 from minidl import backend
 from minidl.autograd import Function
+from minidl.backend.workspace import workspace
+from minidl.functions.elementwise import sigmoid_array
 
-
-def _sigmoid_(a: Any, xp) -> Any:
-    """σ(a) = 1 / (1 + e⁻ᵃ) in place. Stability: a is first raised to at least −80, where σ is
-    already below 1e-34, so e⁻ᵃ never overflows float32. (NumPy 2's vectorised exp makes this
-    form about 1.4× faster than 0.5·tanh(a/2) + 0.5 on (256, 64) blocks — measured here.)"""
-    xp.maximum(a, -80.0, out=a)
-    xp.negative(a, out=a)
-    xp.exp(a, out=a)
-    a += 1.0
-    xp.reciprocal(a, out=a)
-    return a
-
-
-class _Workspace:
-    """Large buffers handed back when the Function that used them is freed, for the next call.
-
-    A buffer is reused only after its owner is gone, so a graph that is still alive (two
-    forward passes before one backward, or ``backward()`` called twice) never sees its saved
-    values overwritten.
-    """
-
-    def __init__(self, keep: int = 2):
-        self.free: Dict[tuple, List[Any]] = {}
-        self.keep = keep
-
-    def take(self, xp, shape: Tuple[int, ...], dtype) -> Any:
-        stack = self.free.get((xp, shape, xp.dtype(dtype)))
-        return stack.pop() if stack else xp.empty(shape, dtype=dtype)
-
-    def give(self, xp, arrays) -> None:
-        for a in arrays:
-            stack = self.free.setdefault((xp, a.shape, a.dtype), [])
-            if len(stack) < self.keep:
-                stack.append(a)
-
-
-_workspace = _Workspace()
-
-_KERNELS: Dict[str, Any] = {}
-
-
-def _use_fused(xp) -> bool:
-    """Fused CUDA kernels on CuPy (unless MINIDL_FUSED_LSTM=0); NumPy ufuncs elsewhere."""
-    return xp.__name__ == "cupy" and os.environ.get("MINIDL_FUSED_LSTM", "1") != "0"
-
-
-def _cuda_kernels() -> Dict[str, Any]:
-    """Compile (once, on first use) the two elementwise kernels of an LSTM step.
-
-    Each thread handles one (unit, sample) pair of the feature-major (H, B) state; ``n`` is
-    H·B, so the four gate blocks of z are at offsets 0, n, 2n, 3n. ``m`` is the mask (1 or 0).
-    """
-    if not _KERNELS:
-        import cupy
-        _KERNELS["forward"] = cupy.ElementwiseKernel(
-            "T c_prev, T h_prev, T m", "raw T z, T c, T h, T tanh_c",
-            """
-            const ptrdiff_t n = _ind.size();
-            T a_i = tanh(z[i] * (T)0.5) * (T)0.5 + (T)0.5;
-            T a_f = tanh(z[i + n] * (T)0.5) * (T)0.5 + (T)0.5;
-            T a_g = tanh(z[i + 2 * n]);
-            T a_o = tanh(z[i + 3 * n] * (T)0.5) * (T)0.5 + (T)0.5;
-            z[i] = a_i; z[i + n] = a_f; z[i + 2 * n] = a_g; z[i + 3 * n] = a_o;
-            T c_new = a_f * c_prev + a_i * a_g;
-            T tc = tanh(c_new);
-            tanh_c = tc;
-            c = m * c_new + ((T)1 - m) * c_prev;
-            h = m * (a_o * tc) + ((T)1 - m) * h_prev;
-            """, "minidl_lstm_forward")
-        _KERNELS["backward"] = cupy.ElementwiseKernel(
-            "T c_prev, T tanh_c, T dh_in, T dc_in, T m, raw T z",
-            "raw T d, T dc_prev, T dh_skip",
-            """
-            const ptrdiff_t n = _ind.size();
-            T a_i = z[i], a_f = z[i + n], a_g = z[i + 2 * n], a_o = z[i + 3 * n];
-            T dh = dh_in * m;
-            T dc = dc_in * m + dh * a_o * ((T)1 - tanh_c * tanh_c);
-            d[i] = dc * a_g * a_i * ((T)1 - a_i);
-            d[i + n] = dc * c_prev * a_f * ((T)1 - a_f);
-            d[i + 2 * n] = dc * a_i * ((T)1 - a_g * a_g);
-            d[i + 3 * n] = dh * tanh_c * a_o * ((T)1 - a_o);
-            dc_prev = dc * a_f + dc_in * ((T)1 - m);
-            dh_skip = dh_in * ((T)1 - m);
-            """, "minidl_lstm_backward")
-    return _KERNELS
+# The two fused elementwise kernels of an LSTM step, for devices that compile them (CUDA).
+# Each thread handles one (unit, sample) pair of the feature-major (H, B) state; ``n`` is H·B,
+# so the four gate blocks of z are at offsets 0, n, 2n, 3n. ``m`` is the mask (1 or 0).
+_FORWARD_KERNEL = ("T c_prev, T h_prev, T m", "raw T z, T c, T h, T tanh_c", """
+    const ptrdiff_t n = _ind.size();
+    T a_i = tanh(z[i] * (T)0.5) * (T)0.5 + (T)0.5;
+    T a_f = tanh(z[i + n] * (T)0.5) * (T)0.5 + (T)0.5;
+    T a_g = tanh(z[i + 2 * n]);
+    T a_o = tanh(z[i + 3 * n] * (T)0.5) * (T)0.5 + (T)0.5;
+    z[i] = a_i; z[i + n] = a_f; z[i + 2 * n] = a_g; z[i + 3 * n] = a_o;
+    T c_new = a_f * c_prev + a_i * a_g;
+    T tc = tanh(c_new);
+    tanh_c = tc;
+    c = m * c_new + ((T)1 - m) * c_prev;
+    h = m * (a_o * tc) + ((T)1 - m) * h_prev;
+    """, "minidl_lstm_forward")
+_BACKWARD_KERNEL = ("T c_prev, T tanh_c, T dh_in, T dc_in, T m, raw T z",
+                    "raw T d, T dc_prev, T dh_skip", """
+    const ptrdiff_t n = _ind.size();
+    T a_i = z[i], a_f = z[i + n], a_g = z[i + 2 * n], a_o = z[i + 3 * n];
+    T dh = dh_in * m;
+    T dc = dc_in * m + dh * a_o * ((T)1 - tanh_c * tanh_c);
+    d[i] = dc * a_g * a_i * ((T)1 - a_i);
+    d[i + n] = dc * c_prev * a_f * ((T)1 - a_f);
+    d[i + 2 * n] = dc * a_i * ((T)1 - a_g * a_g);
+    d[i + 3 * n] = dh * tanh_c * a_o * ((T)1 - a_o);
+    dc_prev = dc * a_f + dc_in * ((T)1 - m);
+    dh_skip = dh_in * ((T)1 - m);
+    """, "minidl_lstm_backward")
 
 
 class LSTMFunction(Function):
@@ -137,7 +82,7 @@ class LSTMFunction(Function):
         B, T, D = x.shape
         H = W_h.shape[0]
         dtype = x.dtype
-        take = _workspace.take
+        take = workspace.take
         # Feature-major buffers: gates[t] is zᵀ (4H, B); hs[t] is h_{t-1}ᵀ (H, B), hs[0] = h0ᵀ.
         gates = take(xp, (T, 4 * H, B), dtype)
         hs = take(xp, (T + 1, H, B), dtype)
@@ -153,7 +98,8 @@ class LSTMFunction(Function):
             self.mask.T[:, None, :].astype(dtype))                     # (T, 1, B)
         W_h_T = xp.ascontiguousarray(W_h.T)                           # (4H, H)
         recurrent = xp.empty((4 * H, B), dtype=dtype)
-        step = self._forward_step_fused if _use_fused(xp) else self._forward_step
+        kernel = backend.elementwise_kernel(x, *_FORWARD_KERNEL)
+        step = self._forward_step if kernel is None else self._forward_step_fused(kernel)
         for t in range(T):
             xp.matmul(W_h_T, hs[t], out=recurrent)
             gates[t] += recurrent                                      # z = zₓ + W_hᵀh
@@ -172,11 +118,12 @@ class LSTMFunction(Function):
         H = H4 // 4
         dtype = gates.dtype
         g_out = xp.ascontiguousarray(g_outputs.transpose(1, 2, 0))     # (T, H, B)
-        dz = _workspace.take(xp, (T, H4, B), dtype)
+        dz = workspace.take(xp, (T, H4, B), dtype)
         dh = xp.ascontiguousarray(g_h.T)
         dc = xp.ascontiguousarray(g_c.T)
         W_h = self.W_h
-        step = self._backward_step_fused if _use_fused(xp) else self._backward_step
+        kernel = backend.elementwise_kernel(gates, *_BACKWARD_KERNEL)
+        step = self._backward_step if kernel is None else self._backward_step_fused(kernel)
         for t in range(T - 1, -1, -1):
             dh += g_out[t]
             dh_skip, dc = step(xp, gates[t], cs[t], tanh_c[t], dh, dc, dz[t],
@@ -187,7 +134,7 @@ class LSTMFunction(Function):
         needs = self.needs_input_grad
         D = self.x_fm_shape[2]
         dz_rows = xp.ascontiguousarray(dz.transpose(0, 2, 1)).reshape(T * B, H4)  # (T·B, 4H)
-        _workspace.give(xp, (dz,))
+        workspace.give(xp, (dz,))
         dx = dW_x = dW_h = db = None
         if needs[0]:
             dx = (dz_rows @ self.W_x.T).reshape(T, B, D).transpose(1, 0, 2)
@@ -207,9 +154,9 @@ class LSTMFunction(Function):
     def _forward_step(xp, z, c_prev, h_prev, c, h, tanh_c, m) -> None:
         """Gate activations in place in z (4H, B); then c, tanh c and h (H, B)."""
         H = c.shape[0]
-        _sigmoid_(z[:2 * H], xp)                                       # i, f
+        sigmoid_array(z[:2 * H], out=z[:2 * H])                        # i, f
         xp.tanh(z[2 * H:3 * H], out=z[2 * H:3 * H])                    # g
-        _sigmoid_(z[3 * H:], xp)                                       # o
+        sigmoid_array(z[3 * H:], out=z[3 * H:])                        # o
         i, f, g, o = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
         xp.multiply(f, c_prev, out=c)
         c += i * g                                                     # c = f⊙c₋ + i⊙g
@@ -251,19 +198,22 @@ class LSTMFunction(Function):
             dc += dc_skip
         return dh_skip, dc
 
-    # -- ... and as one fused CUDA kernel each way (CuPy), as Chainer's LSTM
+    # -- ... and as one fused kernel each way (on CUDA), as Chainer's LSTM
     @staticmethod
-    def _forward_step_fused(xp, z, c_prev, h_prev, c, h, tanh_c, m) -> None:
-        _cuda_kernels()["forward"](c_prev, h_prev, 1 if m is None else m, z, c, h, tanh_c)
+    def _forward_step_fused(kernel):
+        def step(xp, z, c_prev, h_prev, c, h, tanh_c, m) -> None:
+            kernel(c_prev, h_prev, 1 if m is None else m, z, c, h, tanh_c)
+        return step
 
     @staticmethod
-    def _backward_step_fused(xp, z, c_prev, tanh_c, dh, dc, d, m):
-        dc_prev = xp.empty_like(dc)
-        dh_skip = xp.empty_like(dh)
-        _cuda_kernels()["backward"](c_prev, tanh_c, dh, dc, 1 if m is None else m, z, d,
-                                    dc_prev, dh_skip)
-        return (None if m is None else dh_skip), dc_prev
+    def _backward_step_fused(kernel):
+        def step(xp, z, c_prev, tanh_c, dh, dc, d, m):
+            dc_prev = xp.empty_like(dc)
+            dh_skip = xp.empty_like(dh)
+            kernel(c_prev, tanh_c, dh, dc, 1 if m is None else m, z, d, dc_prev, dh_skip)
+            return (None if m is None else dh_skip), dc_prev
+        return step
 
     def __del__(self):
         if self._buffers and not sys.is_finalizing():
-            _workspace.give(self.xp, self._buffers)
+            workspace.give(self.xp, self._buffers)

@@ -8,7 +8,8 @@
 """
 from minidl.training.callbacks import (Callback, CallbackList, EarlyStopping, History,
                                        ModelCheckpoint, ProgbarLogger)
-from minidl.training.loop import check_data, evaluate, fit, predict, split_validation
+from minidl.data.validation import check_data
+from minidl.training.loop import evaluate, fit, predict, split_validation
 from minidl.training.progress import Progbar
 
 __all__ = ["fit", "evaluate", "predict", "check_data", "split_validation", "Callback",

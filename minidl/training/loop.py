@@ -19,60 +19,17 @@ The logged ``loss`` is the mean over the samples seen so far in the epoch.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 import numpy as np
 
-from minidl import backend
 from minidl.autograd import Tensor, no_grad
 from minidl.data.loader import ArrayDataset, DataLoader
+from minidl.data.validation import check_data
 from minidl.training.callbacks import Callback, CallbackList, History, ProgbarLogger
 
 Metric = Callable[[Any, Any], Any]
 Metrics = Optional[Mapping[str, Metric]]
-
-
-# ----------------------------------------------------------------------------- checking data
-def as_array(data: Any, name: str) -> np.ndarray:
-    """``data`` (array, list, Tensor) as a host NumPy array of numbers, with a sample axis.
-
-    Raises ValueError naming ``name`` for ragged lists, non-numbers, scalars and NaN/inf values.
-    """
-    if isinstance(data, Tensor):
-        data = data.numpy()
-    elif hasattr(data, "shape") and backend.device_of(data) != "cpu":
-        data = backend.to_numpy(data)
-    try:
-        array = np.asarray(data)
-    except ValueError as error:
-        raise ValueError(f"{name} cannot be made into one array ({error}); sequences of "
-                         f"different lengths must be padded first (pad_sequences)") from None
-    if array.dtype.kind not in "biuf":
-        hint = " (sequences of different lengths? pad them with pad_sequences)" \
-            if array.dtype == object else ""
-        raise ValueError(f"{name} must hold numbers, got an array of dtype {array.dtype}{hint}")
-    if array.ndim == 0:
-        raise ValueError(f"{name} must have a first axis of samples, got a single number")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        value = "NaN" if np.isnan(array[where]) else array[where]
-        raise ValueError(f"{name} contains {value} at index {where}; inputs and targets "
-                         f"must be finite numbers (clean or impute the data first)")
-    return array
-
-
-def check_data(x: Any, y: Any = None, names: Tuple[str, str] = ("x", "y")) -> Tuple[Any, Any]:
-    """``x`` and ``y`` as arrays (see ``as_array``) with the same number of samples."""
-    x = as_array(x, names[0])
-    if len(x) == 0:
-        raise ValueError(f"{names[0]} is empty: there is nothing to train on or predict")
-    if y is None:
-        return x, None
-    y = as_array(y, names[1])
-    if len(x) != len(y):
-        raise ValueError(f"{names[0]} and {names[1]} must have the same number of samples, got "
-                         f"{len(x)} and {len(y)} (shapes {x.shape} and {y.shape})")
-    return x, y
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, validation_split: float):
