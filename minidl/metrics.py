@@ -16,6 +16,11 @@ Averages over classes: 'binary' (only `pos_label`), 'micro' (pool the counts of 
 
 Inputs are labels, not probabilities: lists, NumPy arrays or minidl Tensors (anything with a
 `.numpy()` method). Threshold probabilities first, e.g. `(p > 0.5).astype(int)`.
+
+For training loops there is also `binary_accuracy(y_true, y_pred)`: one value per sample, from
+probabilities, on the arrays' device (CuPy too), without a copy to the host. It is the one
+per-sample accuracy of the framework (the Keras facade and the applications log it), and
+`binary_accuracy(y, p).mean() == accuracy_score(y, p > 0.5)` for 0/1 labels of shape (n, 1).
 """
 from __future__ import annotations
 
@@ -24,9 +29,12 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from minidl import backend
+from minidl.autograd import Tensor
+
 __all__ = ['UndefinedMetricWarning', 'accuracy_score', 'precision_score', 'recall_score',
            'f1_score', 'fbeta_score', 'precision_recall_fscore_support', 'confusion_matrix',
-           'classification_report']
+           'classification_report', 'binary_accuracy']
 
 AVERAGES = (None, 'binary', 'micro', 'macro', 'weighted')
 
@@ -108,6 +116,21 @@ def accuracy_score(y_true: Any, y_pred: Any, *, normalize: bool = True,
     if normalize:
         return float(np.average(correct, weights=weights))
     return float(np.sum(correct * weights))
+
+
+def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> Any:
+    """Per sample, the fraction of outputs on the right side of `threshold`: the mean over the
+    last axis of [y_true == (y_pred > threshold)] (Keras' binary accuracy; strictly greater).
+
+    Shape: y_true and y_pred (n, ..., k) -> (n, ...), in y_pred's floating dtype, on y_pred's
+    device (y_true is moved there). Arrays of any device, lists or Tensors.
+    """
+    y_pred = y_pred.data if isinstance(y_pred, Tensor) else y_pred
+    y_pred = y_pred if hasattr(y_pred, 'shape') else backend.host_array(y_pred, 'float32')
+    y_true = y_true.data if isinstance(y_true, Tensor) else y_true
+    y_true = backend.as_array(y_true, backend.device_of(y_pred))
+    predicted = (y_pred > threshold).astype(y_pred.dtype)
+    return (y_true == predicted).astype(y_pred.dtype).mean(axis=-1)
 
 
 def precision_recall_fscore_support(

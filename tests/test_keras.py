@@ -63,6 +63,13 @@ def test_logged_accuracy_is_binary_accuracy_for_a_sigmoid_output():
     assert accuracy == pytest.approx(expected)
 
 
+def test_binary_accuracy_is_the_frameworks_per_sample_accuracy():
+    import minidl.metrics
+    y_true, y_pred = np.array([1, 0, 1]), np.array([[0.9], [0.7], [0.2]], dtype="float32")
+    np.testing.assert_array_equal(metrics.binary_accuracy(y_true, y_pred),
+                                  minidl.metrics.binary_accuracy(y_true[:, None], y_pred))
+
+
 # ----------------------------------------------------------------------------- optimizers
 def test_adam_has_keras_defaults():
     adam = optimizers.Adam()
@@ -369,6 +376,13 @@ def test_global_average_pooling_averages_unmasked_steps_only():
     np.testing.assert_allclose(padded[0], table[[3, 4]].mean(axis=0), rtol=1e-6)
 
 
+def test_global_average_pooling_channels_first_averages_unmasked_steps_only():
+    layer = L.GlobalAveragePooling1D(data_format="channels_first")
+    x = np.arange(12, dtype="float32").reshape(1, 3, 4)      # (batch, features, steps)
+    mask = np.array([[False, True, True, False]])
+    np.testing.assert_allclose(layer(x, mask=mask).numpy(), x[:, :, 1:3].mean(axis=2))
+
+
 def test_dropout_is_active_only_while_training():
     layer = L.Dropout(0.5)
     x = np.ones((4, 100), dtype="float32")
@@ -393,6 +407,28 @@ def test_unsupported_keras_options_say_so():
         L.LSTM(3, recurrent_dropout=0.2)
     with pytest.raises(TypeError, match="Unrecognized keyword arguments"):
         L.Dense(3, unit=4)
+
+
+def test_layer_base_lives_apart_from_the_concrete_layers():
+    from minidl.keras.layers.core import Dense
+    from minidl.keras.layers.layer import Input, Layer
+    from minidl.keras.layers.recurrent import LSTM
+    assert L.Layer is Layer and L.Input is Input and L.Dense is Dense and L.LSTM is LSTM
+    assert issubclass(L.GRU, Layer) and issubclass(L.Embedding, Layer)
+
+
+def test_keras_initializers_resolve_through_nn_init_except_keras_normal():
+    from minidl.keras import initializers
+    for name in ("glorot_uniform", "orthogonal", "zeros", "uniform"):
+        assert initializers.get(name) is md.nn.init.get(name)
+    md.manual_seed(0)
+    assert initializers.get("random_normal")((2000,)).std() == pytest.approx(0.05, rel=0.1)
+
+
+def test_dense_accepts_an_initializer_function():
+    layer = L.Dense(2, kernel_initializer=md.nn.init.ones)
+    layer(np.zeros((1, 3), dtype="float32"))
+    np.testing.assert_array_equal(layer.linear.W.numpy(), np.ones((3, 2)))
 
 
 # ----------------------------------------------------------------------------- losses

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minidl.metrics import (UndefinedMetricWarning, accuracy_score, classification_report,
-                            confusion_matrix, f1_score, fbeta_score,
+from minidl.metrics import (UndefinedMetricWarning, accuracy_score, binary_accuracy,
+                            classification_report, confusion_matrix, f1_score, fbeta_score,
                             precision_recall_fscore_support, precision_score, recall_score)
 
 # Binary: TP = 2, FN = 2, FP = 1, TN = 2.
@@ -37,6 +37,26 @@ def test_accuracy_is_correct_over_all():
 
 def test_accuracy_is_not_precision():
     assert accuracy_score(Y_TRUE, Y_PRED) != pytest.approx(precision_score(Y_TRUE, Y_PRED))
+
+
+# --- per-sample binary accuracy (training loops) ------------------------------------------------
+
+def test_binary_accuracy_is_one_value_per_sample_with_a_strict_threshold():
+    y_true = np.array([[1.0], [1.0], [0.0]], dtype=np.float32)
+    y_pred = np.array([[0.5], [0.51], [0.2]], dtype=np.float32)
+    values = binary_accuracy(y_true, y_pred)
+    assert values.shape == (3,) and values.dtype == np.float32
+    assert values.tolist() == [0.0, 1.0, 1.0]
+
+
+def test_binary_accuracy_averages_over_the_last_axis():
+    assert binary_accuracy([[1, 0], [1, 1]], [[0.9, 0.8], [0.7, 0.6]]).tolist() == [0.5, 1.0]
+
+
+def test_binary_accuracy_mean_is_accuracy_score_of_thresholded_predictions():
+    p = np.random.default_rng(0).random((50, 1)).astype(np.float32)
+    y = (np.random.default_rng(1).random((50, 1)) > 0.5).astype(np.float32)
+    assert binary_accuracy(y, p).mean() == pytest.approx(accuracy_score(y, (p > 0.5).astype(int)))
 
 
 def test_accuracy_without_normalize_counts_correct_predictions():

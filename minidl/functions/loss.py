@@ -7,7 +7,7 @@ from typing import Any
 from minidl import backend
 from minidl.autograd import Function, ShapeError, Tensor
 from minidl.functions.elementwise import clip, log
-from minidl.functions.embedding import token_ids
+from minidl.functions.indices import checked_indices
 
 EPSILON = 1e-7  # Keras' backend.epsilon(): probabilities are clipped to [ε, 1 − ε]
 
@@ -125,7 +125,8 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,
                          f"{logits.shape} without its last axis, i.e. {logits.shape[:-1]}")
     t = t.reshape(-1)
     keep = t != ignore_index
-    safe = token_ids(xp.where(keep, t, 0), xp, classes, what="class target")
+    safe = checked_indices(xp.where(keep, t, 0), xp, classes, what="class target",
+                           of=f"{classes} classes")
     loss = SoftmaxCrossEntropy(safe, keep.astype(logits.dtype))(logits.reshape(-1, classes))
     if reduction == "none":
         return loss.reshape(*logits.shape[:-1])

@@ -1,12 +1,14 @@
-"""Keras' weight initialisers by name, made from ``minidl.nn.init`` with Keras' defaults.
+"""Keras' weight initialisers by name: ``minidl.nn.init`` under Keras' names and defaults.
 
     'glorot_uniform' U(±√(6/(fan_in+fan_out)))   'glorot_normal'  N(0, 2/(fan_in+fan_out))
     'he_uniform'     U(±√(6/fan_in))             'he_normal'      N(0, 2/fan_in)
     'orthogonal'     QR of a Gaussian matrix     'zeros', 'ones'
     'uniform' / 'random_uniform'  U(−0.05, 0.05) 'normal' / 'random_normal'  N(0, 0.05²)
 
+Every name resolves through ``nn.init.get`` except where Keras' default differs from
+``nn.init``'s: Keras' normal has a standard deviation of 0.05, ``nn.init.normal`` of 1.
 (Keras' he_normal and glorot_normal are truncated normals; minidl's are plain normals.)
-Each returns ``fn(shape, dtype, device) -> array``.
+Each returns ``fn(shape, dtype=..., device=...) -> array``.
 """
 from __future__ import annotations
 
@@ -15,41 +17,20 @@ from typing import Any, Callable
 from minidl.nn import init
 
 
-def _random_uniform(shape, dtype="float32", device="cpu"):
-    return init.uniform(shape, -0.05, 0.05, dtype, device)
-
-
-def _random_normal(shape, dtype="float32", device="cpu"):
+def random_normal(shape, dtype="float32", device="cpu") -> Any:
+    """Keras' ``RandomNormal()``: N(0, 0.05²)."""
     return init.normal(shape, 0.0, 0.05, dtype, device)
 
 
-def _with_dtype(fn: Callable) -> Callable:
-    def make(shape, dtype="float32", device="cpu"):
-        return fn(shape, dtype=dtype, device=device)
-    make.__name__ = fn.__name__
-    return make
-
-
-_BY_NAME = {
-    "glorot_uniform": _with_dtype(init.glorot_uniform),
-    "glorot_normal": _with_dtype(init.glorot_normal),
-    "he_uniform": _with_dtype(init.he_uniform),
-    "he_normal": _with_dtype(init.he_normal),
-    "orthogonal": _with_dtype(init.orthogonal),
-    "zeros": _with_dtype(init.zeros), "ones": _with_dtype(init.ones),
-    "uniform": _random_uniform, "random_uniform": _random_uniform,
-    "normal": _random_normal, "random_normal": _random_normal,
-}
+# Keras names whose meaning is not nn.init's (nn.init.uniform's default is already U(±0.05)).
+_KERAS_DEFAULTS = {"normal": random_normal, "random_normal": random_normal,
+                   "random_uniform": init.uniform}
 
 
 def get(identifier: Any) -> Callable:
-    """An initialiser ``fn(shape, dtype, device)`` from a Keras name or a function."""
+    """An initialiser ``fn(shape, dtype=..., device=...)`` from a Keras name or a function."""
     if isinstance(identifier, str):
-        try:
-            return _BY_NAME[identifier]
-        except KeyError:
-            raise ValueError(f"unknown initializer {identifier!r}; minidl.keras has "
-                             f"{sorted(_BY_NAME)}") from None
+        return _KERAS_DEFAULTS.get(identifier) or init.get(identifier)
     if callable(identifier):
         return identifier
     raise TypeError(f"an initializer must be a name or a function, got "

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Tuple, Union
 
-import numpy as np
-
 from minidl import backend
 from minidl import functions as F
 from minidl.autograd import Tensor, as_tensor
-from minidl.functions.embedding import token_ids
+from minidl.functions.indices import checked_indices
 from minidl.functions.loss import EPSILON
 
 
@@ -40,11 +38,9 @@ def _tensors(y_true: Any, y_pred: Any) -> Tuple[Tensor, Tensor]:
     """Both arguments as Tensors, y_true on y_pred's device, ranks aligned. A y_pred given as an
     array (calling a loss by hand) becomes float32 on the default device."""
     if not isinstance(y_pred, Tensor):
-        y_pred = np.asarray(backend.to_numpy(y_pred))
-        y_pred = Tensor(backend.to_device(y_pred.astype("float32"), backend.default_device()))
+        y_pred = Tensor(backend.as_array(y_pred, backend.default_device()).astype("float32"))
     if not isinstance(y_true, Tensor):
-        y_true = y_true if hasattr(y_true, "shape") else np.asarray(y_true)
-        y_true = Tensor(backend.to_device(y_true, y_pred.device))
+        y_true = Tensor(backend.as_array(y_true, y_pred.device))
     return squeeze_or_expand_to_same_rank(y_true, y_pred)
 
 
@@ -117,7 +113,8 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
         return F.cross_entropy(y_pred, labels, reduction="none")
     classes = y_pred.shape[-1]
     xp = backend.get_array_module(y_pred.data)
-    flat = token_ids(labels, xp, classes, what="class label").reshape(-1)
+    flat = checked_indices(labels, xp, classes, what="class label",
+                           of=f"{classes} classes").reshape(-1)
     p = y_pred / y_pred.sum(axis=-1, keepdims=True)
     log_p = F.log(F.clip(p, EPSILON, 1.0 - EPSILON)).reshape(-1, classes)
     return -log_p[xp.arange(flat.shape[0]), flat].reshape(*labels.shape)

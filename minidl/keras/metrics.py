@@ -18,17 +18,15 @@ from minidl import backend
 from minidl.autograd import Tensor, no_grad
 from minidl.keras import losses as _losses
 from minidl.keras.losses import squeeze_or_expand_to_same_rank
+from minidl.metrics import binary_accuracy as per_sample_binary_accuracy
 
 
 def _raw(y_true: Any, y_pred: Any) -> Tuple[Any, Any]:
     """Both as raw arrays, y_true moved to y_pred's device."""
     y_pred = y_pred.data if isinstance(y_pred, Tensor) else y_pred
+    y_pred = y_pred if hasattr(y_pred, "shape") else backend.host_array(y_pred)
     y_true = y_true.data if isinstance(y_true, Tensor) else y_true
-    xp = backend.get_array_module(y_pred)
-    y_pred = y_pred if hasattr(y_pred, "shape") else xp.asarray(y_pred)
-    y_true = backend.to_device(y_true if hasattr(y_true, "shape") else xp.asarray(y_true),
-                               backend.device_of(y_pred))
-    return y_true, y_pred
+    return backend.as_array(y_true, backend.device_of(y_pred)), y_pred
 
 
 def _arrays(y_true: Any, y_pred: Any) -> Tuple[Any, Any]:
@@ -37,11 +35,10 @@ def _arrays(y_true: Any, y_pred: Any) -> Tuple[Any, Any]:
 
 
 def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> Any:
-    """mean over the last axis of [y_true == (y_pred > threshold)].
+    """mean over the last axis of [y_true == (y_pred > threshold)]: ``minidl.metrics``'
+    ``binary_accuracy`` after Keras' rank alignment (labels (n,) for predictions (n, 1)).
     Shape: (n, ..., k) -> (n, ...)."""
-    y_true, y_pred = _arrays(y_true, y_pred)
-    predicted = (y_pred > threshold).astype(y_pred.dtype)
-    return (y_true == predicted).astype(y_pred.dtype).mean(axis=-1)
+    return per_sample_binary_accuracy(*_arrays(y_true, y_pred), threshold=threshold)
 
 
 def categorical_accuracy(y_true: Any, y_pred: Any) -> Any:

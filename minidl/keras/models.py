@@ -25,12 +25,13 @@ import numpy as np
 
 from minidl import nn
 from minidl.autograd import Tensor
+from minidl.functions.indices import first_out_of_range
 from minidl.io import load, save
 from minidl.keras import losses as losses_module
 from minidl.keras import metrics as metrics_module
 from minidl.keras import optimizers as optimizers_module
-from minidl.keras.layers import (InputLayer, Layer, Shape, to_input_tensor, training_mode,
-                                 unique_name)
+from minidl.keras.layers.layer import (InputLayer, Layer, Shape, to_input_tensor, training_mode,
+                                       unique_name)
 from minidl.keras.losses import integer_labels
 from minidl.training import loop
 from minidl.training.callbacks import Callback, History
@@ -244,9 +245,9 @@ class Sequential(nn.Sequential):
                              f"Dense(n_classes, activation='softmax').")
         if kind == "sparse_categorical":
             labels = integer_labels(y, f"sparse_categorical_crossentropy ({name})")
-            if labels.size and (labels.min() < 0 or labels.max() >= classes):
-                bad = labels.min() if labels.min() < 0 else labels.max()
-                where = tuple(int(i) for i in np.argwhere(labels == bad)[0])
+            found = first_out_of_range(labels, classes)
+            if found is not None:
+                bad, where = found
                 raise ValueError(f"sparse_categorical_crossentropy: label {bad} at "
                                  f"{name}{list(where)} is not a class of this model, whose last "
                                  f"layer has {classes} units (labels 0 to {classes - 1})")

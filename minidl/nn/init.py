@@ -11,7 +11,7 @@ For a weight of shape (fan_in, fan_out) — minidl's layout, ``y = x @ W``:
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -88,8 +88,10 @@ INITIALIZERS = {name: fn for name, fn in globals().items() if name in (
     "kaiming_normal")}
 
 
-def get(name: str):
-    """An initialiser by its (Keras) name, e.g. ``get('glorot_uniform')``."""
+def get(name: str) -> Callable[..., Any]:
+    """An initialiser ``fn(shape, dtype=..., device=...) -> array`` by its name (Keras' and
+    PyTorch's, e.g. ``'glorot_uniform'``, ``'xavier_uniform'``); ``minidl.keras.initializers``
+    resolves its names here."""
     try:
         return INITIALIZERS[name]
     except KeyError:

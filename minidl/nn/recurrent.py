@@ -17,13 +17,19 @@ from minidl.nn import init
 from minidl.nn.module import Module, Parameter
 
 
-def _mask_array(mask: Any, x: Tensor) -> Optional[Any]:
-    """The mask as an array of 0/1 in x's dtype, on x's device, checked against x's shape."""
+def mask_array(mask: Any, x: Tensor, time_axis: int = 1) -> Optional[Any]:
+    """A padding mask as an array of 0/1 in x's dtype, on x's device, checked against x's shape
+    (None stays None). Recurrent layers and Keras' masked pooling use it.
+
+    Shape: mask (batch, time) booleans or numbers, any device, list or Tensor; x has its batch
+    axis first and its time axis at ``time_axis`` -> (batch, time).
+    """
     if mask is None:
         return None
     data = backend.as_array(mask.data if isinstance(mask, Tensor) else mask, x.device)
-    if data.shape != x.shape[:2]:
-        raise ValueError(f"mask must have shape (batch, time) = {x.shape[:2]}, got {data.shape}")
+    expected = (x.shape[0], x.shape[time_axis])
+    if data.shape != expected:
+        raise ValueError(f"mask must have shape (batch, time) = {expected}, got {data.shape}")
     return data.astype(x.dtype)
 
 
@@ -107,7 +113,7 @@ class LSTM(Module):
             xp = backend.get_array_module(x.data)
             zeros = Tensor(xp.zeros((B, self.hidden_size), dtype=x.dtype))
             state = (zeros, zeros)
-        m = _mask_array(mask, x)
+        m = mask_array(mask, x)
         cell = self.cell
         if self.fast:
             outputs, h, c = LSTMFunction(m)(x, state[0], state[1], cell.W_x, cell.W_h, cell.b)
@@ -206,7 +212,7 @@ class _SingleStateRNN(Module):
         if state is None:
             xp = backend.get_array_module(x.data)
             state = Tensor(xp.zeros((x.shape[0], self.hidden_size), dtype=x.dtype))
-        return _unroll(self.cell, x, state, _mask_array(mask, x))
+        return _unroll(self.cell, x, state, mask_array(mask, x))
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"

@@ -1,0 +1,247 @@
+"""The base of Keras' layers (Keras' ``layers/layer.py``) and its infrastructure: unique names,
+model inputs as Tensors, training/inference mode, Keras initialisers on nn weights, ``Input``.
+
+**Lazy building**, as Keras: a layer creates its weights the first time it sees an input
+shape (``build(input_shape)``), so ``Dense(1)`` needs no input size. Shapes have the batch
+axis first, written ``None`` when unknown: ``(None, 10)``.
+
+**Modes**: layers run in inference mode (dropout off) unless ``fit`` is training them or they
+are called with ``training=True``.
+
+The concrete layers are in ``core.py`` and ``recurrent.py``; ``minidl.keras.models`` builds on
+this module.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from minidl import backend, nn
+from minidl.autograd import Tensor
+from minidl.keras import initializers
+
+Shape = Tuple[Optional[int], ...]
+
+# Keras options minidl does not implement: accepted only at their default, None.
+_UNSUPPORTED = ("kernel_regularizer", "bias_regularizer", "recurrent_regularizer",
+                "activity_regularizer", "embeddings_regularizer", "kernel_constraint",
+                "bias_constraint", "recurrent_constraint", "embeddings_constraint", "noise_shape")
+# Keras performance hints and per-layer seeds; accepted and ignored (minidl has one seeded
+# generator: md.manual_seed).
+_IGNORED = ("unroll", "use_cudnn", "seed", "autocast")
+
+_name_counts: Dict[str, int] = {}
+
+
+def unique_name(base: str) -> str:
+    """Keras-style names: ``dense``, ``dense_1``, ``dense_2`` ... in order of creation."""
+    count = _name_counts.get(base, 0)
+    _name_counts[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def _snake_case(name: str) -> str:
+    """``GlobalAveragePooling1D`` → ``global_average_pooling1d``, as Keras names layers."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def to_input_tensor(x: Any) -> Tensor:
+    """Model input as a Tensor (on the device of the data): NumPy data, lists or Tensors;
+    floating data becomes float32 (Keras' floatx), integer data (token ids) stays integer."""
+    if isinstance(x, Tensor):
+        return x
+    x = x if hasattr(x, "shape") else np.asarray(x)
+    if x.dtype.kind == "f" and x.dtype != np.float32:
+        x = x.astype(np.float32)
+    return Tensor(x)
+
+
+@contextlib.contextmanager
+def training_mode(module: nn.Module, training: Optional[bool]):
+    """Run the block with ``module`` in training (True) or inference (False) mode, restoring
+    its mode afterwards; None leaves the mode alone."""
+    if training is None:
+        yield
+        return
+    previous = module.training
+    module.train(bool(training))
+    try:
+        yield
+    finally:
+        module.train(previous)
+
+
+def initialise(param: nn.Parameter, initializer: Any, default: str) -> None:
+    """Give ``param`` Keras' ``initializer`` (a name or a function) when it is not ``default``,
+    the initialiser the wrapped nn layer already used."""
+    if initializer == default:
+        return
+    param.data = initializers.get(initializer)(param.shape, dtype=param.dtype,
+                                               device=param.device)
+
+
+class Layer(nn.Module):
+    """Base class of Keras layers: a Module that builds its weights on the first input.
+
+    Subclasses define ``build(input_shape)`` (make the nn modules), ``call(x, mask=None)``,
+    ``compute_output_shape(input_shape)`` and, if they change the mask, ``compute_mask``.
+    ``input_ndim``/``min_ndim`` state the rank the layer needs (batch axis included).
+    """
+
+    supports_masking = False
+    input_ndim: Optional[int] = None
+    min_ndim: Optional[int] = None
+    rank_hint = ""
+    autocast = True  # integer inputs become float32, as Keras casts them (not for Embedding)
+
+    def __init__(self, trainable: bool = True, name: Optional[str] = None,
+                 dtype: Any = None, input_shape: Optional[Sequence[Optional[int]]] = None,
+                 batch_input_shape: Optional[Sequence[Optional[int]]] = None,
+                 **kwargs: Any):
+        for option in _UNSUPPORTED:
+            if kwargs.pop(option, None) is not None:
+                raise NotImplementedError(f"{type(self).__name__}: {option} is not supported "
+                                          f"by minidl.keras")
+        for option in _IGNORED:
+            kwargs.pop(option, None)
+        if kwargs:
+            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
+                            f"{kwargs}")
+        if dtype not in (None, "float32", np.float32):
+            raise NotImplementedError(f"{type(self).__name__}: minidl.keras layers are float32 "
+                                      f"(got dtype={dtype!r}); use minidl.nn for other dtypes")
+        super().__init__()
+        self.name = name or unique_name(_snake_case(type(self).__name__))
+        self.built = False
+        self._trainable = bool(trainable)
+        self._build_device: Optional[str] = None
+        self._last_dim: Optional[int] = None
+        if batch_input_shape is not None:
+            self.batch_input_shape: Optional[Shape] = tuple(batch_input_shape)
+        elif input_shape is not None:
+            self.batch_input_shape = (None,) + tuple(input_shape)
+        else:
+            self.batch_input_shape = None
+        self.eval()
+
+    # -- building
+    def build(self, input_shape: Shape) -> None:
+        """Create the weights for inputs of ``input_shape`` (batch axis first)."""
+
+    def build_for(self, input_shape: Shape) -> None:
+        """Check ``input_shape`` against what the layer needs; build on first use."""
+        input_shape = tuple(input_shape)
+        rank = len(input_shape)
+        if (self.input_ndim is not None and rank != self.input_ndim) or \
+                (self.min_ndim is not None and rank < self.min_ndim):
+            expected = f"ndim={self.input_ndim}" if self.input_ndim is not None \
+                else f"min_ndim={self.min_ndim}"
+            raise ValueError(f'Input 0 of layer "{self.name}" is incompatible with the layer: '
+                             f'expected {expected}, found ndim={rank}. Full shape received: '
+                             f'{input_shape}{self.rank_hint}')
+        if not self.built:
+            self.build(input_shape)
+            self.built = True
+            self.train(self.training)  # modules made by build follow the layer's mode
+            if not self._trainable:
+                self.trainable = False
+        if self._last_dim is not None and input_shape[-1] != self._last_dim:
+            raise ValueError(f'Input 0 of layer "{self.name}" is incompatible with the layer: '
+                             f'expected axis -1 of input shape to have value {self._last_dim}, '
+                             f'but received input with shape {input_shape}')
+
+    def compute_output_shape(self, input_shape: Shape) -> Any:
+        return tuple(input_shape)
+
+    def compute_mask(self, inputs: Tensor, mask: Any = None) -> Any:
+        """The mask for the next layer: passed through by layers that support masking."""
+        return mask if self.supports_masking else None
+
+    def check_inputs(self, x: np.ndarray) -> None:
+        """Check a whole data set before training or prediction (first layer only)."""
+
+    # -- running
+    def call(self, x: Tensor, mask: Any = None) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.call")
+
+    def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None) -> Any:
+        x = to_input_tensor(inputs)
+        if self.autocast and x.dtype.kind in "biu":
+            x = Tensor(x.data.astype(np.float32))
+        self.build_for((None,) + tuple(x.shape[1:]))
+        weights = self.parameters()
+        if weights:
+            x = x.to(weights[0].device)
+        with training_mode(self, training):
+            return self.call(x, mask=mask)
+
+    def to(self, device: str) -> "Layer":
+        """Move the weights to ``device``; weights built later are made there too."""
+        self._build_device = backend.check_device(device)
+        return super().to(device)
+
+    # -- weights, Keras style
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        """Freeze (False) or unfreeze the layer's weights."""
+        self._trainable = bool(value)
+        for p in self.parameters():
+            p.requires_grad = self._trainable
+
+    @property
+    def weights(self) -> List[nn.Parameter]:
+        return self.parameters()
+
+    @property
+    def trainable_weights(self) -> List[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> List[nn.Parameter]:
+        return [p for p in self.parameters() if not p.requires_grad]
+
+    def get_weights(self) -> List[np.ndarray]:
+        """The weights as host NumPy arrays (copies), in the layer's order."""
+        return [p.numpy() for p in self.parameters()]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        params = self.parameters()
+        if len(weights) != len(params):
+            raise ValueError(f"layer {self.name!r} has {len(params)} weights, got "
+                             f"{len(weights)} arrays")
+        self.load_state_dict(dict(zip(dict(self.named_parameters()), weights)))
+
+    def count_params(self) -> int:
+        return self.num_parameters()
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}"
+
+
+class InputLayer(Layer):
+    """The declared input of a model: ``Sequential([Input(shape=(10,)), ...])``."""
+
+    def __init__(self, shape: Optional[Sequence[Optional[int]]] = None,
+                 batch_size: Optional[int] = None, name: Optional[str] = None, **kwargs: Any):
+        if shape is None and "batch_input_shape" not in kwargs and "input_shape" not in kwargs:
+            raise ValueError("Input needs a shape, e.g. Input(shape=(10,))")
+        if shape is not None:
+            kwargs["batch_input_shape"] = (batch_size,) + tuple(shape)
+        super().__init__(name=name or unique_name("input_layer"), **kwargs)
+
+    def call(self, x: Tensor, mask: Any = None) -> Tensor:
+        return x
+
+
+def Input(shape: Optional[Sequence[Optional[int]]] = None, batch_size: Optional[int] = None,
+          name: Optional[str] = None, dtype: Any = None, **kwargs: Any) -> InputLayer:
+    """The input of a Sequential model (shape without the batch axis): ``Input(shape=(10,))``."""
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype, **kwargs)
