@@ -6,7 +6,7 @@ from typing import Any
 
 from minidl import backend
 from minidl.autograd import Function, ShapeError, Tensor
-from minidl.functions.elementwise import clip, log
+from minidl.functions.elementwise import clip, log, sigmoid_array
 from minidl.functions.indices import checked_indices
 
 EPSILON = 1e-7  # Keras' backend.epsilon(): probabilities are clipped to [ε, 1 − ε]
@@ -58,13 +58,12 @@ class BCEWithLogits(Function):
 
     def forward(self, z, y):
         xp = backend.get_array_module(z)
-        self.z, self.y = z, y
+        self.save_for_backward(z, y)
         return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
 
     def backward(self, gy):
-        xp = backend.get_array_module(gy)
-        p = xp.tanh(self.z * 0.5) * 0.5 + 0.5
-        return gy * (p - self.y), gy * -self.z
+        z, y = self.saved_tensors
+        return gy * (sigmoid_array(z) - y), gy * -z
 
 
 def binary_cross_entropy_with_logits(z: Tensor, target: Any, reduction: str = "mean") -> Tensor:
