@@ -64,6 +64,20 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def pretrain(args: argparse.Namespace) -> int:
+    """Start or resume a pretraining run (see minidl.apps.pretrain)."""
+    from minidl import backend
+    from minidl.apps import pretrain as pretrain_app
+    from minidl.data.datasets import DatasetNotAvailableError
+
+    try:
+        backend.array_module_for(args.device)
+        return pretrain_app.main(args)
+    except (backend.DeviceError, DatasetNotAvailableError, ValueError) as error:
+        print(f"minidl pretrain: {error}", file=sys.stderr)
+        return 2
+
+
 def _lessons_folder():
     """The ``lessons/`` folder of a source checkout (or an editable install) of minidl."""
     from pathlib import Path
@@ -105,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
                    help="0 quiet, 1 progress bars, 2 one line per epoch")
     p.set_defaults(run=demo)
+    p = sub.add_parser("pretrain", help="pretrain a GPT-style character model (resumable)")
+    from minidl.apps import pretrain as pretrain_app
+    pretrain_app.add_arguments(p)
+    p.set_defaults(run=pretrain)
     p = sub.add_parser("xor", help="train σ(Wx+b) layers on XOR and print the loss")
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)

@@ -29,7 +29,7 @@ from minidl.backend.device import Device, DeviceError
 __all__ = ["Device", "DeviceError", "DEVICES", "cuda", "get_device", "array_device",
            "get_array_module", "device_of", "array_module_for", "check_device",
            "default_device", "to_numpy", "to_device", "to_device_array", "host_array",
-           "ensure_array", "scatter_add", "elementwise_kernel", "manual_seed", "generator",
+           "ensure_array", "scatter_add", "erf", "elementwise_kernel", "manual_seed", "generator",
            "random_uniform", "random_normal", "permutation"]
 
 
@@ -174,6 +174,11 @@ def scatter_add(target: Any, indices: Any, values: Any) -> None:
         device.scatter_add(target.reshape(-1), flat, values.ravel())
         return
     device.scatter_add(target, indices, values)
+
+
+def erf(x: Any) -> Any:
+    """erf(x) elementwise on the device of ``x`` (NumPy has no erf; see ``Device.erf``)."""
+    return array_device(x).erf(x)
 
 
 _kernels: Dict[tuple, Any] = {}

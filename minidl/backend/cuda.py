@@ -53,6 +53,10 @@ class CUDADevice(Device):
             import cupyx
             cupyx.scatter_add(target, indices, values)
 
+    def erf(self, x: Any) -> Any:
+        from cupyx.scipy.special import erf
+        return erf(x)
+
     def elementwise_kernel(self, in_params: str, out_params: str, body: str, name: str) -> Any:
         return self.xp.ElementwiseKernel(in_params, out_params, body, name)
 

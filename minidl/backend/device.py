@@ -71,6 +71,21 @@ class Device:
         signature), on devices whose ``fused_kernels`` is True."""
         raise DeviceError(f"device {self.name!r} has no fused kernels; use the ufunc path")
 
+    def erf(self, x: Any) -> Any:
+        """The error function erf(x) = 2/√π ∫₀ˣ e^(−t²) dt, elementwise (NumPy has none).
+
+        This generic version is Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7, float32
+        round-off); devices with a library erf (SciPy, CuPy) override it with a full-precision
+        one.
+        """
+        xp = self.xp
+        sign = xp.sign(x)
+        a = xp.abs(x)
+        t = 1.0 / (1.0 + 0.3275911 * a)
+        poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (
+            -1.453152027 + t * 1.061405429))))
+        return sign * (1.0 - poly * xp.exp(-a * a))
+
     # -- housekeeping
     def synchronize(self) -> None:
         """Wait for queued work (asynchronous devices); nothing to do on the CPU."""

@@ -416,5 +416,10 @@ class StrictDevice(Device):
     def from_host(self, host: np.ndarray) -> StrictArray:
         return to_strict(host)
 
+    def erf(self, x: Any) -> Any:
+        """The CPU's erf on the wrapped array (a GPU has its own, as CuPy does)."""
+        from minidl.backend.cpu import DEVICE as cpu
+        return _strict(cpu.erf(x._a))
+
 
 DEVICE = StrictDevice()

@@ -6,12 +6,14 @@ forward, and composite operations written from the primitives.
 """
 from minidl.autograd import Tensor
 from minidl.functions.arithmetic import add, div, mul, neg, pow, rdiv, rpow, rsub, sub
+from minidl.functions.attention import scaled_dot_product_attention
 from minidl.functions.dropout import dropout
-from minidl.functions.elementwise import clip, exp, log, relu, sigmoid, sqrt, tanh
+from minidl.functions.elementwise import clip, exp, gelu, log, relu, sigmoid, sqrt, tanh
 from minidl.functions.embedding import embedding
 from minidl.functions.loss import (binary_cross_entropy, binary_cross_entropy_with_logits,
                                    cross_entropy, mse_loss)
 from minidl.functions.matmul import linear, matmul
+from minidl.functions.normalization import layer_norm
 from minidl.functions.reduction import max, mean, min, sum
 from minidl.functions.shape import (broadcast_to, concat, getitem, reshape, stack, sum_to,
                                     swapaxes, transpose)
@@ -21,7 +23,8 @@ __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "tanh", "sigm
            "clip", "sqrt", "matmul", "linear", "sum", "mean", "max", "min", "reshape",
            "transpose", "swapaxes", "broadcast_to", "sum_to", "getitem", "concat", "stack",
            "softmax", "log_softmax", "embedding", "dropout", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits", "cross_entropy", "mse_loss"]
+           "binary_cross_entropy_with_logits", "cross_entropy", "mse_loss", "gelu", "layer_norm",
+           "scaled_dot_product_attention"]
 
 
 def _compare(op):

@@ -151,3 +151,51 @@ def clip(x: Tensor, low: float, high: float) -> Tensor:
 def sqrt(x: Tensor) -> Tensor:
     """√x, as x ** 0.5."""
     return x ** 0.5
+
+
+# ----------------------------------------------------------------------------- GELU
+_SQRT_2_OVER_PI = 0.7978845608028654   # √(2/π)
+_INV_SQRT_2 = 0.7071067811865476       # 1/√2
+_INV_SQRT_2PI = 0.3989422804014327     # 1/√(2π)
+
+
+class GELU(Function):
+    """y = x·Φ(x), Φ the standard normal CDF — the Transformer's activation (BERT, GPT).
+
+    ``approximate='none'``: Φ(x) = ½(1 + erf(x/√2)),   dy/dx = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
+    ``approximate='tanh'``: Φ(x) ≈ ½(1 + tanh u), u = √(2/π)(x + 0.044715x³) (GPT-2's form),
+        dy/dx = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²), t = tanh u.
+    Both as PyTorch's ``F.gelu``; the backward is first-order only.
+    """
+
+    differentiable_backward = False
+
+    def __init__(self, approximate: str):
+        self.approximate = approximate
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        if self.approximate == "tanh":
+            t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+            self.save_for_backward(x, t)
+            return 0.5 * x * (1.0 + t)
+        cdf = 0.5 * (1.0 + backend.erf(x * _INV_SQRT_2))
+        self.save_for_backward(x, cdf)
+        return x * cdf
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        x, s = self.saved_tensors
+        if self.approximate == "tanh":
+            du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
+            return gy * (0.5 * (1.0 + s) + 0.5 * x * (1.0 - s * s) * du)
+        pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
+        return gy * (s + x * pdf)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU(x) = x·Φ(x) elementwise (PyTorch's ``F.gelu``): ``approximate='none'`` uses erf,
+    ``'tanh'`` the tanh approximation of GPT-2. Shape: unchanged."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU(approximate)(x)

@@ -1,0 +1,351 @@
+"""``minidl pretrain``: pretrain a GPT-style character model on Chinese text, resumably.
+
+The recipe of every large language model, small enough for a laptop:
+
+- **Data**: a mixture of the People's Daily corpus and the *training* reviews (never the
+  validation or test reviews, never labels), one character vocabulary over both. Each step
+  samples ``batch`` windows of ``context + 1`` characters: from the reviews with probability
+  ``review_weight``, else from the corpus.
+- **Optimisation**: AdamW (weight decay on matrices only), learning rate warmed up linearly
+  for ``warmup`` steps, then cosine-decayed to 10 %; gradients clipped to norm ``clip``;
+  ``accumulate`` micro-batches per step (a larger batch in the same memory).
+- **Held-out perplexity** on both sources (the last 5 % of the corpus, the validation reviews)
+  every ``eval_every`` steps, logged to ``log.jsonl``.
+- **Checkpoints** every ``checkpoint_every`` steps, written atomically (``md.save``), and
+  **exact resume**: every random draw of step s (its batch and its dropout masks) is seeded
+  from (seed, s), and the learning rate is a function of s, so a run killed at step s and
+  resumed from its checkpoint follows the same loss curve as one that never stopped.
+- A **budget** in steps (``--steps``) and/or minutes (``--minutes``); the cosine schedule is
+  laid over ``--steps``.
+
+The run folder holds ``config.json``, ``vocab.json``, ``checkpoint.npz`` and ``log.jsonl``;
+``export`` turns it into the small float16 file that ships inside minidl
+(``minidl.models.pretrained``), with its provenance.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+import minidl as md
+from minidl import backend, optim
+from minidl.data import Tokenizer, load_peoples_daily, load_reviews, split_corpus, \
+    tokenizer_from_json
+from minidl.models.gpt import GPT, GPTConfig
+
+UNKNOWN = "<unk>"
+REVIEW_SPLIT_SEED = 0  # the one review split every minidl application uses
+
+
+@dataclass
+class PretrainConfig:
+    """Everything that defines a pretraining run (saved as ``config.json``)."""
+
+    steps: int = 20000
+    batch: int = 32
+    accumulate: int = 1
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 200
+    weight_decay: float = 0.1
+    clip: float = 1.0
+    review_weight: float = 0.5
+    seed: int = 0
+    vocab: int = 4000
+    eval_every: int = 250
+    eval_windows: int = 32
+    checkpoint_every: int = 250
+    keep_every: int = 0          # also keep a copy of the checkpoint every N steps (scaling)
+    model: Dict[str, Any] = field(default_factory=lambda: dict(
+        context_length=128, d_model=192, n_layers=4, n_heads=4, dropout=0.1))
+
+
+# ----------------------------------------------------------------------------- data
+def build_vocabulary(texts: List[str], size: int) -> Tokenizer:
+    """Character vocabulary: 0 padding, 1 unknown, then the ``size − 2`` most frequent
+    characters; each text ends with a newline (the model's end-of-text)."""
+    tokenizer = Tokenizer(num_words=size, char_level=True, oov_token=UNKNOWN, lower=True)
+    tokenizer.fit_on_texts([t + "\n" for t in texts])
+    return tokenizer
+
+
+def vocabulary_size(tokenizer: Tokenizer) -> int:
+    return min(tokenizer.num_words or 10 ** 9, len(tokenizer.word_index) + 1)
+
+
+def encode(tokenizer: Tokenizer, texts: List[str]) -> np.ndarray:
+    """Texts as one int32 stream of ids, each text followed by the newline id."""
+    sequences = tokenizer.texts_to_sequences([t + "\n" for t in texts])
+    return np.fromiter((i for s in sequences for i in s), dtype=np.int32)
+
+
+def corpora() -> Dict[str, List[str]]:
+    """The texts a pretraining run may see, and the held-out texts it is measured on."""
+    corpus_train, corpus_val = split_corpus(load_peoples_daily(), val_fraction=0.05)
+    reviews = load_reviews(split_seed=REVIEW_SPLIT_SEED)
+    return {"corpus_train": corpus_train, "corpus_val": corpus_val,
+            "reviews_train": list(reviews.train.texts), "reviews_val": list(reviews.val.texts)}
+
+
+def sample_batch(streams: List[np.ndarray], weights: List[float], batch: int, length: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """``batch`` random windows of ``length`` ids, each from stream i with probability
+    weights[i]. Shape: (batch, length) int64."""
+    which = rng.choice(len(streams), size=batch, p=weights)
+    rows = []
+    for i in which:
+        start = int(rng.integers(0, len(streams[i]) - length))
+        rows.append(streams[i][start:start + length])
+    return np.stack(rows).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- schedule
+def learning_rate(step: int, cfg: PretrainConfig) -> float:
+    """Linear warmup to ``lr`` over ``warmup`` steps, then cosine decay to
+    ``lr · min_lr_ratio`` at ``steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: GPT, cfg: PretrainConfig) -> optim.AdamW:
+    """AdamW with weight decay on the matrices (embeddings, projections) and none on biases
+    and LayerNorm parameters."""
+    decay = [p for _, p in model.named_parameters() if p.ndim >= 2]
+    other = [p for _, p in model.named_parameters() if p.ndim < 2]
+    return optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                        {"params": other, "weight_decay": 0.0}],
+                       lr=cfg.lr, betas=(0.9, 0.95))
+
+
+# ----------------------------------------------------------------------------- the run
+class Run:
+    """A pretraining run in a folder: created fresh, or resumed from its checkpoint."""
+
+    def __init__(self, folder: str, cfg: Optional[PretrainConfig] = None, device: str = "cpu",
+                 texts: Optional[Dict[str, List[str]]] = None, verbose: int = 1):
+        self.folder, self.device, self.verbose = folder, device, verbose
+        os.makedirs(folder, exist_ok=True)
+        config_path = os.path.join(folder, "config.json")
+        resuming = os.path.exists(os.path.join(folder, "checkpoint.npz"))
+        if resuming:
+            with open(config_path, encoding="utf-8") as f:
+                saved = PretrainConfig(**json.load(f))
+            if cfg is not None:  # a resumed run may only get a longer budget
+                saved.steps = cfg.steps
+            cfg = saved
+        cfg = cfg or PretrainConfig()
+        self.cfg = cfg
+        texts = texts or corpora()
+        vocab_path = os.path.join(folder, "vocab.json")
+        if resuming:
+            with open(vocab_path, encoding="utf-8") as f:
+                self.tokenizer = tokenizer_from_json(f.read())
+        else:
+            self.tokenizer = build_vocabulary(texts["corpus_train"] + texts["reviews_train"],
+                                              cfg.vocab)
+            _write_text(vocab_path, self.tokenizer.to_json(ensure_ascii=False))
+            _write_text(config_path, json.dumps(asdict(cfg), indent=2))
+        self.streams = {name: encode(self.tokenizer, t) for name, t in texts.items()}
+        md.manual_seed(cfg.seed)
+        self.model = GPT(GPTConfig(vocab_size=vocabulary_size(self.tokenizer), **cfg.model))
+        self.model.to(device)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.step, self.tokens, self.seconds = 0, 0, 0.0
+        if resuming:
+            self._load()
+
+    # -- checkpoints
+    def _checkpoint_path(self) -> str:
+        return os.path.join(self.folder, "checkpoint.npz")
+
+    def save(self) -> None:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "step": self.step, "tokens": self.tokens, "seconds": self.seconds}
+        md.save(state, self._checkpoint_path())
+        if self.cfg.keep_every and self.step % self.cfg.keep_every == 0:
+            md.save(state, os.path.join(self.folder, f"checkpoint-{self.step:06d}.npz"))
+
+    def _load(self) -> None:
+        state = md.load(self._checkpoint_path())
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.tokens = int(state["step"]), int(state["tokens"])
+        self.seconds = float(state["seconds"])
+
+    def log(self, record: Dict[str, Any]) -> None:
+        with open(os.path.join(self.folder, "log.jsonl"), "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # -- measuring
+    def perplexities(self) -> Dict[str, float]:
+        n = self.cfg.eval_windows
+        return {name: self.model.perplexity(self.streams[f"{name}_val"], max_windows=n)
+                for name in ("corpus", "reviews")}
+
+    # -- training
+    def train_step(self) -> float:
+        """One optimizer step at ``self.step``; every random draw is seeded from (seed, step)."""
+        cfg, model = self.cfg, self.model
+        rng = np.random.default_rng([cfg.seed, self.step])
+        md.manual_seed(cfg.seed * 1_000_003 + self.step)               # dropout masks
+        streams = [self.streams["corpus_train"], self.streams["reviews_train"]]
+        weights = [1.0 - cfg.review_weight, cfg.review_weight]
+        length = model.config.context_length + 1
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.step, cfg)
+        self.optimizer.zero_grad()
+        total = 0.0
+        for _ in range(cfg.accumulate):
+            ids = backend.to_device(sample_batch(streams, weights, cfg.batch, length, rng),
+                                    self.device)
+            loss = model.loss(ids[:, :-1], ids[:, 1:]) * (1.0 / cfg.accumulate)
+            loss.backward()
+            total += float(loss.item())
+        optim.clip_grad_norm(model.parameters(), cfg.clip)
+        self.optimizer.step()
+        self.step += 1
+        self.tokens += cfg.batch * cfg.accumulate * model.config.context_length
+        return total
+
+    def train(self, minutes: Optional[float] = None) -> Dict[str, Any]:
+        """Train until ``cfg.steps`` or the time budget; checkpoint and log along the way."""
+        cfg = self.cfg
+        deadline = None if minutes is None else time.monotonic() + 60.0 * minutes
+        if self.step == 0:
+            self.log({"step": 0, "tokens": 0, "seconds": 0.0, **self._ppl_record()})
+        losses: List[float] = []
+        started, start_step = time.monotonic(), self.step
+        try:
+            while self.step < cfg.steps and (deadline is None or time.monotonic() < deadline):
+                t0 = time.monotonic()
+                losses.append(self.train_step())
+                self.seconds += time.monotonic() - t0
+                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                    self.log({"step": self.step, "tokens": self.tokens,
+                              "seconds": round(self.seconds, 1),
+                              "loss": float(np.mean(losses[-cfg.eval_every:])),
+                              "lr": learning_rate(self.step - 1, cfg), **self._ppl_record()})
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save()
+                if self.verbose:
+                    self._progress(losses, started, start_step, deadline)
+        finally:
+            self.save()
+            if self.verbose:
+                print(file=sys.stderr)
+        return {"step": self.step, "tokens": self.tokens, "losses": losses}
+
+    def _ppl_record(self) -> Dict[str, float]:
+        return {f"ppl_{k}": round(v, 3) for k, v in self.perplexities().items()}
+
+    def _progress(self, losses, started, start_step, deadline) -> None:
+        elapsed = time.monotonic() - started
+        done = self.step - start_step
+        rate = done / elapsed if elapsed > 0 else 0.0
+        tokens_per_s = rate * self.cfg.batch * self.cfg.accumulate * \
+            self.model.config.context_length
+        remaining = (self.cfg.steps - self.step) / rate if rate else 0.0
+        if deadline is not None:
+            remaining = min(remaining, max(0.0, deadline - time.monotonic()))
+        loss = float(np.mean(losses[-50:]))
+        print(f"\rstep {self.step}/{self.cfg.steps}  loss {loss:.3f}  "
+              f"lr {learning_rate(self.step - 1, self.cfg):.2e}  {tokens_per_s:,.0f} tok/s  "
+              f"elapsed {_clock(elapsed)}  ETA {_clock(remaining)}  ",
+              end="", file=sys.stderr, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write a small text file atomically (temporary file, then rename)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def machine() -> str:
+    """One line naming the machine a run used (for provenance)."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}, " \
+           f"Python {platform.python_version()}, NumPy {np.__version__}"
+
+
+# ----------------------------------------------------------------------------- command line
+def add_arguments(parser) -> None:
+    """The options of ``minidl pretrain`` (defaults: the shipped model's recipe)."""
+    d = PretrainConfig()
+    m = d.model
+    parser.add_argument("out", help="run folder: created, or resumed when it has a checkpoint")
+    parser.add_argument("--steps", type=int, default=d.steps,
+                        help=f"optimizer steps; the cosine schedule spans them (default {d.steps})")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="stop after this many minutes (checkpointed; rerun to resume)")
+    parser.add_argument("--batch", type=int, default=d.batch)
+    parser.add_argument("--accumulate", type=int, default=d.accumulate,
+                        help="micro-batches per step (gradient accumulation)")
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--warmup", type=int, default=d.warmup)
+    parser.add_argument("--clip", type=float, default=d.clip)
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--review-weight", type=float, default=d.review_weight,
+                        help="share of windows drawn from the training reviews (rest: corpus)")
+    parser.add_argument("--vocab", type=int, default=d.vocab)
+    parser.add_argument("--context", type=int, default=m["context_length"])
+    parser.add_argument("--d-model", type=int, default=m["d_model"])
+    parser.add_argument("--layers", type=int, default=m["n_layers"])
+    parser.add_argument("--heads", type=int, default=m["n_heads"])
+    parser.add_argument("--dropout", type=float, default=m["dropout"])
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--eval-every", type=int, default=d.eval_every)
+    parser.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    parser.add_argument("--keep-every", type=int, default=d.keep_every,
+                        help="keep a copy of the checkpoint every N steps (scaling curves)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+
+
+def config_from_arguments(args) -> PretrainConfig:
+    for name in ("steps", "batch", "accumulate", "warmup", "vocab", "context", "d_model",
+                 "layers", "heads", "eval_every", "checkpoint_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, "
+                             f"got {getattr(args, name)}")
+    return PretrainConfig(
+        steps=args.steps, batch=args.batch, accumulate=args.accumulate, lr=args.lr,
+        warmup=args.warmup, clip=args.clip, weight_decay=args.weight_decay,
+        review_weight=args.review_weight, vocab=args.vocab, seed=args.seed,
+        eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+        keep_every=args.keep_every,
+        model=dict(context_length=args.context, d_model=args.d_model, n_layers=args.layers,
+                   n_heads=args.heads, dropout=args.dropout))
+
+
+def main(args) -> int:
+    """``minidl pretrain OUT ...``: start or resume a run; print where it stands at the end."""
+    cfg = config_from_arguments(args)
+    run = Run(args.out, cfg, device=args.device)
+    with open(os.path.join(args.out, "commands.txt"), "a", encoding="utf-8") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {run.step}: "
+                f"minidl pretrain {' '.join(sys.argv[2:])}\n")
+    print(f"pretraining {run.model.num_parameters():,} parameters on {args.device}, "
+          f"vocabulary {run.model.config.vocab_size}, from step {run.step} of {run.cfg.steps}; "
+          f"corpus {len(run.streams['corpus_train']):,} + reviews "
+          f"{len(run.streams['reviews_train']):,} training characters", file=sys.stderr)
+    run.train(minutes=args.minutes)
+    ppl = run.perplexities()
+    print(f"step {run.step}: {run.tokens:,} tokens seen; held-out perplexity: People's Daily "
+          f"{ppl['corpus']:.1f}, reviews {ppl['reviews']:.1f}")
+    return 0
