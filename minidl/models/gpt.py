@@ -22,7 +22,7 @@ from minidl import functions as F
 from minidl.autograd import Tensor, no_grad
 from minidl.nn import init
 from minidl.nn.layers import Dropout, Embedding, Linear
-from minidl.nn.module import Module, Parameter
+from minidl.nn.module import Module
 from minidl.nn.normalization import LayerNorm
 from minidl.nn.transformer import PositionalEmbedding, TransformerBlock
 
