@@ -128,7 +128,7 @@ def binary_accuracy(y_true: Any, y_pred: Any, threshold: float = 0.5) -> Any:
     y_pred = y_pred.data if isinstance(y_pred, Tensor) else y_pred
     y_pred = y_pred if hasattr(y_pred, 'shape') else backend.host_array(y_pred, 'float32')
     y_true = y_true.data if isinstance(y_true, Tensor) else y_true
-    y_true = backend.as_array(y_true, backend.device_of(y_pred))
+    y_true = backend.to_device_array(y_true, backend.device_of(y_pred))
     predicted = (y_pred > threshold).astype(y_pred.dtype)
     return (y_true == predicted).astype(y_pred.dtype).mean(axis=-1)
 

@@ -124,7 +124,7 @@ def test_the_cupy_check_catches_an_import_and_a_module_name(tmp_path):
 # Modules that may call NumPy directly: the backend itself, the gradient checker (float64 host
 # arithmetic), io, host-side metrics/plots/CLI, and layers whose code only sees host data.
 ALLOWED = {"gradcheck.py", "io.py", "metrics.py", "nn/init.py", "cli.py", "plot.py"}
-HOST_SIDE_PREFIXES = ("backend/", "_strict", "data/", "training/", "keras/", "apps/",
+HOST_SIDE_PREFIXES = ("backend/", "_strict", "data/", "training/", "models/", "keras/", "apps/",
                       "transfer", "demo", "exercises")
 # NumPy calls that are fine anywhere: type names and dtype helpers, not computations on data.
 HARMLESS = {"ndarray", "generic", "dtype", "float32", "float64", "int64", "int32", "bool_",

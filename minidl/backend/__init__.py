@@ -244,6 +244,3 @@ cuda = types.SimpleNamespace(is_available=DEVICES["cuda"].is_available,
                              empty_cache=DEVICES["cuda"].empty_cache)
 cuda.__doc__ = ("md.cuda.is_available(): whether tensors can be moved to 'cuda'; "
                 "md.cuda.synchronize(); md.cuda.empty_cache().")
-
-# Kept for one release: the old name of to_device_array.
-as_array = to_device_array

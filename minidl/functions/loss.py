@@ -26,7 +26,7 @@ def _targets_like(name: str, prediction: Tensor, target: Any) -> Tensor:
     """The target as a Tensor beside the prediction: same device (host arrays and lists are
     copied over, as targets usually come from host data), same dtype, same shape."""
     if not isinstance(target, Tensor):
-        target = Tensor(backend.as_array(target, prediction.device))
+        target = Tensor(backend.to_device_array(target, prediction.device))
     if target.shape != prediction.shape:
         raise ShapeError(f"{name}: target shape {target.shape} must equal prediction shape "
                          f"{prediction.shape} (reshape one, e.g. y.reshape(-1, 1))")
@@ -118,7 +118,7 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,
                          f"{logits.shape}")
     xp = backend.get_array_module(logits.data)
     classes = logits.shape[-1]
-    t = backend.as_array(target.data if isinstance(target, Tensor) else target, logits.device)
+    t = backend.to_device_array(target.data if isinstance(target, Tensor) else target, logits.device)
     if t.shape != logits.shape[:-1]:
         raise ShapeError(f"cross_entropy: target shape {t.shape} must be logits shape "
                          f"{logits.shape} without its last axis, i.e. {logits.shape[:-1]}")

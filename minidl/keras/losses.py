@@ -38,9 +38,9 @@ def _tensors(y_true: Any, y_pred: Any) -> Tuple[Tensor, Tensor]:
     """Both arguments as Tensors, y_true on y_pred's device, ranks aligned. A y_pred given as an
     array (calling a loss by hand) becomes float32 on the default device."""
     if not isinstance(y_pred, Tensor):
-        y_pred = Tensor(backend.as_array(y_pred, backend.default_device()).astype("float32"))
+        y_pred = Tensor(backend.to_device_array(y_pred, backend.default_device()).astype("float32"))
     if not isinstance(y_true, Tensor):
-        y_true = Tensor(backend.as_array(y_true, y_pred.device))
+        y_true = Tensor(backend.to_device_array(y_true, y_pred.device))
     return squeeze_or_expand_to_same_rank(y_true, y_pred)
 
 

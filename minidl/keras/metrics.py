@@ -26,7 +26,7 @@ def _raw(y_true: Any, y_pred: Any) -> Tuple[Any, Any]:
     y_pred = y_pred.data if isinstance(y_pred, Tensor) else y_pred
     y_pred = y_pred if hasattr(y_pred, "shape") else backend.host_array(y_pred)
     y_true = y_true.data if isinstance(y_true, Tensor) else y_true
-    return backend.as_array(y_true, backend.device_of(y_pred)), y_pred
+    return backend.to_device_array(y_true, backend.device_of(y_pred)), y_pred
 
 
 def _arrays(y_true: Any, y_pred: Any) -> Tuple[Any, Any]:

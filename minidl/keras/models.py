@@ -33,6 +33,7 @@ from minidl.keras import optimizers as optimizers_module
 from minidl.keras.layers.layer import (InputLayer, Layer, Shape, to_input_tensor, training_mode,
                                        unique_name)
 from minidl.keras.losses import integer_labels
+from minidl.data.validation import check_data
 from minidl.training import loop
 from minidl.training.callbacks import Callback, History
 
@@ -223,7 +224,7 @@ class Sequential(nn.Sequential):
     def _prepare(self, x: Any, y: Any = None, names: Tuple[str, str] = ("x", "y")):
         """Check the data before running: arrays, same lengths, no NaN, shapes that fit the
         model, token ids inside the Embedding, targets that fit the loss."""
-        x, y = loop.check_data(x, y, names)
+        x, y = check_data(x, y, names)
         if not len(self):
             raise ValueError("the model has no layers: add some with model.add(...)")
         self.build((None,) + x.shape[1:])

@@ -26,7 +26,7 @@ def mask_array(mask: Any, x: Tensor, time_axis: int = 1) -> Optional[Any]:
     """
     if mask is None:
         return None
-    data = backend.as_array(mask.data if isinstance(mask, Tensor) else mask, x.device)
+    data = backend.to_device_array(mask.data if isinstance(mask, Tensor) else mask, x.device)
     expected = (x.shape[0], x.shape[time_axis])
     if data.shape != expected:
         raise ValueError(f"mask must have shape (batch, time) = {expected}, got {data.shape}")
