@@ -45,22 +45,36 @@ def xor(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Pretrain, fine-tune, evaluate and improve on real Chinese reviews (see minidl.demo)."""
+    """Where pretraining pays: pretrained GPT vs scratch vs TF-IDF by label budget."""
     from minidl import backend
+    from minidl.apps.demo import DemoError, run
     from minidl.data.datasets import DatasetNotAvailableError
-    from minidl.apps.demo import run
 
     try:
         backend.array_module_for(args.device)
-    except backend.DeviceError as error:
-        print(f"minidl demo: {error}", file=sys.stderr)
-        return 2
-    try:
         run(size=args.size, seed=args.seed, device=args.device, out=args.out,
-            verbose=args.verbose)
-    except DatasetNotAvailableError as error:
+            verbose=args.verbose, pretrain=args.pretrain, minutes=args.minutes,
+            checkpoint=args.checkpoint, weights=args.weights)
+    except (backend.DeviceError, DemoError, DatasetNotAvailableError, ValueError) as error:
         print(f"minidl demo: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Classify texts with a saved classifier bundle (minidl demo writes one)."""
+    from minidl.apps.bundle import load_bundle
+    from minidl.io import CheckpointError
+
+    try:
+        bundle = load_bundle(args.bundle)
+    except (FileNotFoundError, CheckpointError) as error:
+        print(f"minidl predict: {error}", file=sys.stderr)
+        return 2
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    for text, p in zip(texts, bundle.predict(texts)):
+        label = bundle.labels[int(p > 0.5)]
+        print(f"{p:.3f}\t{label}\t{text}")
     return 0
 
 
@@ -109,16 +123,28 @@ def lesson(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minidl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="pretrain → fine-tune → evaluate → improve on Chinese reviews")
+    p = sub.add_parser("demo", help="where pretraining pays: pretrained GPT vs scratch vs "
+                                     "TF-IDF by label budget, on Chinese reviews")
     p.add_argument("--size", choices=["tiny", "small", "large"], default="small",
-                   help="tiny: seconds (a smoke test); small: a few minutes on a laptop CPU "
-                        "(default); large: a longer run for better numbers")
+                   help="tiny: a smoke test; small: about 10 minutes on a laptop CPU "
+                        "(default); large: longer runs for better numbers")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--out", default="minidl-out", help="folder for metrics, plots and weights")
-    p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
-                   help="0 quiet, 1 progress bars, 2 one line per epoch")
+    p.add_argument("--out", default="minidl-out", help="folder for metrics, plots and the "
+                                                       "classifier bundle")
+    p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    p.add_argument("--pretrain", action="store_true",
+                   help="pretrain a new model inside the demo instead of the shipped one")
+    p.add_argument("--minutes", type=float, default=5.0, help="budget of --pretrain")
+    p.add_argument("--checkpoint", default=None,
+                   help="name of the pretrained checkpoint (default: gpt-zh-char-small)")
+    p.add_argument("--weights", default=None,
+                   help="folder holding the checkpoint (default: the one shipped in minidl)")
     p.set_defaults(run=demo)
+    p = sub.add_parser("predict", help="classify texts with a saved classifier bundle")
+    p.add_argument("bundle", help="the folder minidl demo wrote (OUT/classifier)")
+    p.add_argument("texts", nargs="*", help="texts to classify (default: lines of stdin)")
+    p.set_defaults(run=predict)
     p = sub.add_parser("pretrain", help="pretrain a GPT-style character model (resumable)")
     from minidl.apps import pretrain as pretrain_app
     pretrain_app.add_arguments(p)

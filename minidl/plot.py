@@ -4,6 +4,7 @@
     plot.training_curves(history, 'curves.png')            # loss / accuracy per epoch
     plot.confusion_matrix(y_true=y, y_pred=p, path='cm.png')
     plot.budget_comparison(rows, 'budgets.png')            # scores against label budgets
+    plot.budget_curves(summary, 'budgets.png')             # the demo's test accuracy by budget
     print(plot.graph_to_dot(loss))                         # Graphviz source of the graph
     plot.computation_graph(loss, 'graph.png')              # an image, or a text tree
 
@@ -149,6 +150,77 @@ def budget_comparison(rows: Sequence[Mapping[str, Any]], path: Optional[str] = N
         axes.grid(alpha=0.3)
         axes.legend()
     figure.suptitle(title)
+    return _finish(figure, path)
+
+
+def budget_curves(summary: Sequence[Mapping[str, Any]], path: Optional[str] = None,
+                  names: Optional[Mapping[str, str]] = None, baseline: Optional[str] = None,
+                  metric: str = "test_accuracy") -> Any:
+    """Test accuracy against the number of labels (log axis), one line per method, with
+    error bars (standard deviation over label subsets); the ``baseline`` method is drawn
+    dashed. ``summary``: the rows of ``minidl demo``'s ``summary`` (``labels``, ``method``,
+    ``test_accuracy``, ``test_accuracy_std``)."""
+    if not summary:
+        raise ValueError("budget_curves needs at least one summary row")
+    names = dict(names or {})
+    figure = _figure((7.5, 4.5))
+    axes = figure.add_subplot(1, 1, 1)
+    for method in dict.fromkeys(r["method"] for r in summary):
+        points = sorted((r["labels"], r[metric], r.get(metric + "_std", 0.0))
+                        for r in summary if r["method"] == method)
+        style = dict(linestyle="--", color="black") if method == baseline else {}
+        axes.errorbar([p[0] for p in points], [p[1] for p in points],
+                      yerr=[p[2] for p in points], marker="o", capsize=3,
+                      label=names.get(method, method), **style)
+    budgets = sorted({r["labels"] for r in summary})
+    axes.set_xscale("log")
+    axes.minorticks_off()
+    axes.set_xticks(budgets, [str(b) for b in budgets])
+    axes.set_xlabel("labelled training examples (log scale)")
+    axes.set_ylabel(metric.replace("_", " ") + " (test split)")
+    axes.set_title("Where pretraining pays: test accuracy by label budget\n"
+                   "(mean ± sd over label subsets below 2,000 labels)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    return _finish(figure, path)
+
+
+def scaling_curves(scaling: Mapping[str, Any], path: Optional[str] = None) -> Any:
+    """Downstream test accuracy against pretraining tokens (log axis), one line per
+    (method, labels) pair, with the TF-IDF and from-scratch references as horizontal lines.
+    ``scaling``: the ``scaling`` record of a checkpoint's provenance."""
+    figure = _figure((7.5, 4.5))
+    axes = figure.add_subplot(1, 1, 1)
+    for series in scaling["series"]:
+        axes.plot(series["tokens"], series["test_accuracy"], "o-", label=series["label"])
+    for line in scaling.get("references", []):
+        axes.axhline(line["test_accuracy"], linestyle=":", color=line.get("color", "gray"),
+                     label=line["label"])
+    axes.set_xscale("log")
+    axes.set_xlabel("pretraining tokens (characters seen, log scale)")
+    axes.set_ylabel("test accuracy")
+    axes.set_title("Scaling: downstream accuracy as pretraining grows")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    return _finish(figure, path)
+
+
+def loss_curve(losses: Sequence[float], path: Optional[str] = None,
+               title: str = "training loss") -> Any:
+    """One training-loss curve by optimizer step (raw and smoothed)."""
+    figure = _figure((6, 3.5))
+    axes = figure.add_subplot(1, 1, 1)
+    values = np.asarray(losses, dtype=float)
+    axes.plot(values, alpha=0.35, label="per step")
+    if len(values) >= 5:
+        k = max(2, len(values) // 20)
+        smooth = np.convolve(values, np.ones(k) / k, mode="valid")
+        axes.plot(np.arange(k - 1, len(values)), smooth, label=f"mean of {k} steps")
+    axes.set_xlabel("optimizer step")
+    axes.set_ylabel("loss (training batches)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
     return _finish(figure, path)
 
 

