@@ -151,24 +151,40 @@ class Module:
     def load_state_dict(self, state: Dict[str, Any], strict: bool = True) -> None:
         """Copy values into the parameters (onto their current device, in their dtype).
 
-        Raises ``StateDictError`` naming missing or unexpected keys (when ``strict``) and any
-        parameter whose saved shape differs.
+        ``state`` maps parameter names to arrays (NumPy, CuPy) or Tensors, as ``state_dict()``
+        and ``md.load`` give them. Raises ``StateDictError`` naming missing or unexpected keys
+        (when ``strict``), and any key whose value is not an array of numbers of the
+        parameter's shape; nothing is copied unless every value fits.
         """
+        if not isinstance(state, dict):
+            raise StateDictError(f"load_state_dict expects a dict of parameter name -> array "
+                                 f"(from state_dict() or md.load), got {type(state).__name__}")
         params = dict(self.named_parameters())
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]
         if strict and (missing or unexpected):
             raise StateDictError(f"load_state_dict: missing keys {missing}, unexpected keys "
                                  f"{unexpected} (model has {list(params)})")
+        values = {}
         for name, p in params.items():
             if name not in state:
                 continue
             value = state[name]
             value = value.data if isinstance(value, Tensor) else value
+            if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+                raise StateDictError(f"load_state_dict: {name!r} must be an array (NumPy "
+                                     f"array or Tensor) of shape {p.shape}, got "
+                                     f"{type(value).__name__}")
+            if value.dtype.kind not in "biuf":
+                raise StateDictError(f"load_state_dict: {name!r} must hold numbers, got an "
+                                     f"array of dtype {value.dtype}")
             if tuple(value.shape) != p.shape:
                 raise StateDictError(f"load_state_dict: {name!r} has shape {tuple(value.shape)} "
                                      f"in the state dict but {p.shape} in the model")
-            with no_grad():
+            values[name] = value
+        with no_grad():
+            for name, value in values.items():
+                p = params[name]
                 p.data = backend.to_device(backend.to_numpy(value), p.device).astype(
                     p.dtype, copy=True)
 
