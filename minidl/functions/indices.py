@@ -4,6 +4,11 @@ The one range check of the framework: ``F.embedding`` (token ids), ``F.cross_ent
 targets) and the Keras facade (its Embedding layer, its sparse losses and the model's check of
 the labels before training) all call it. NumPy would silently wrap an index of -1 to the last
 row; here a negative or too large index is an error that names it and where it is.
+
+Floating-point ids are accepted when every one is a whole number (``2.0``; a NumPy array read
+from a CSV file is float64): they are checked as they are — whole, finite, in range — and only
+then converted to int64, so no cast can change an id first (float32 cannot hold 16,777,217;
+a float beyond the int64 range would wrap). ``0.5`` or NaN is an error naming it.
 """
 from __future__ import annotations
 
@@ -11,6 +16,23 @@ from typing import Any, Optional, Tuple
 
 from minidl import backend
 from minidl.autograd import Tensor
+
+
+class IndexOutOfRangeError(IndexError):
+    """An index outside [0, size): ``value`` and its ``position`` in the checked array."""
+
+    def __init__(self, message: str, value: int, position: Tuple[int, ...], size: int):
+        super().__init__(message)
+        self.value, self.position, self.size = value, position, size
+
+
+class NonIntegerIndexError(TypeError):
+    """Indices that are not whole numbers: ``value`` (None for a non-numeric dtype) and its
+    ``position`` in the checked array."""
+
+    def __init__(self, message: str, value: Any = None, position: Tuple[int, ...] = ()):
+        super().__init__(message)
+        self.value, self.position = value, position
 
 
 def first_out_of_range(indices: Any, size: int) -> Optional[Tuple[int, Tuple[int, ...]]]:
@@ -36,10 +58,12 @@ def checked_indices(indices: Any, xp: Any, size: int, what: str = "token id",
     """Integer indices (list, array or Tensor) as an integer array on ``xp``'s device, every one
     in [0, size).
 
-    Shape: indices (...) -> the same shape, an integer dtype (booleans and empty arrays become
-    int64). ``what`` names one index in errors (``'token id'``, ``'class target'``); ``of`` says
-    what ``size`` counts (default: ``'a table of {size} rows'``).
-    Errors: TypeError for non-integer values, IndexError for an index out of range.
+    Shape: indices (...) -> the same shape, an integer dtype (booleans, whole-number floats and
+    empty arrays become int64). ``what`` names one index in errors (``'token id'``,
+    ``'class target'``); ``of`` says what ``size`` counts (default: ``'a table of {size} rows'``).
+    Errors: ``NonIntegerIndexError`` (a TypeError) for non-numbers and for floats that are not
+    whole, ``IndexOutOfRangeError`` (an IndexError) for an index out of range; both carry the
+    ``value`` and its ``position``.
     """
     if isinstance(indices, Tensor):
         indices = indices.data
@@ -50,13 +74,29 @@ def checked_indices(indices: Any, xp: Any, size: int, what: str = "token id",
     if indices.dtype.kind not in "iu":
         if indices.dtype.kind == "b" or indices.size == 0:
             indices = indices.astype("int64")
+        elif indices.dtype.kind != "f":
+            raise NonIntegerIndexError(f"{what}s must be integers, got dtype {indices.dtype} "
+                                       f"(did you pass features or text instead of ids?)")
         else:
-            raise TypeError(f"{what}s must be integers, got dtype {indices.dtype} (cast with "
-                            f".astype('int64') — did you pass features instead of ids?)")
+            _check_whole(indices, xp, what)
     found = first_out_of_range(indices, size)
     if found is not None:
         bad, position = found
         of = of or f"a table of {size} rows"
-        raise IndexError(f"{what} {bad} at position {position} is out of range: expected ids "
-                         f"in [0, {size - 1}] for {of}")
-    return indices
+        raise IndexOutOfRangeError(f"{what} {bad} at position {position} is out of range: "
+                                   f"expected ids in [0, {size - 1}] for {of}", bad, position,
+                                   size)
+    return indices.astype("int64") if indices.dtype.kind == "f" else indices
+
+
+def _check_whole(indices: Any, xp: Any, what: str) -> None:
+    """Raise ``NonIntegerIndexError`` at the first float that is not a whole finite number."""
+    finite = xp.isfinite(indices)
+    not_whole = ~finite | (xp.floor(xp.where(finite, indices, 0)) != indices)
+    if bool(not_whole.any()):
+        position = tuple(int(i) for i in backend.to_numpy(xp.argwhere(not_whole)[0]))
+        value = float(indices[position])
+        raise NonIntegerIndexError(f"{what}s must be integers, got dtype {indices.dtype} "
+                                   f"holding {value} at position {position} (whole numbers "
+                                   f"such as 2.0 are accepted; did you pass features instead "
+                                   f"of ids?)", value, position)

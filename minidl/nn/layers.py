@@ -1,4 +1,10 @@
-"""Layers: Linear (σ(Wx+b) without the σ), activations, Sequential, Dropout, Embedding, Flatten."""
+"""Layers: Linear (σ(Wx+b) without the σ), activations, Sequential, Dropout, Embedding, Flatten.
+
+dtypes (the policy of ``nn.module``, PyTorch's): a layer computes in its parameters' dtype and
+raises ``DTypeError`` for an input of another dtype, saying how to cast — ``Linear`` given
+float64 or integer data; ``Embedding`` takes integer ids (lists, arrays, Tensors, or floats
+that are exact whole numbers).
+"""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -16,6 +22,7 @@ class Linear(Module):
     Shape: x (..., in_features) -> y (..., out_features).
     Parameters: W (in_features, out_features), glorot-uniform; b (out_features,), zeros
     (Keras' Dense defaults).
+    dtype: x must have W's dtype (float32 by default); another dtype is a ``DTypeError``.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -117,9 +124,13 @@ class Embedding(Module):
     """A lookup table: token id -> vector.
 
     Shape: ids (...) integers in [0, num_embeddings) -> (..., embedding_dim).
+    ids: a list, a NumPy/CuPy array or a Tensor of integers; floats are accepted only when
+    every one is a whole number (checked before any cast), anything else is a TypeError.
     Parameter: W (num_embeddings, embedding_dim), U(−0.05, 0.05) as Keras (the ``padding_idx``
     row starts at zero and gets no gradient). Out-of-range or negative ids raise IndexError.
     """
+
+    takes_ids = True
 
     def __init__(self, num_embeddings: int, embedding_dim: int,
                  padding_idx: Optional[int] = None, dtype: Any = "float32",

@@ -2,6 +2,15 @@
 
 Assigning a ``Parameter`` or a ``Module`` to an attribute registers it, in definition order, so
 ``named_parameters()`` is deterministic: ``lstm.W_x``, ``lstm.W_h``, ``lstm.b``, ...
+
+dtype policy (PyTorch's): a layer computes in the dtype of its parameters (float32 unless made
+with ``dtype=`` or cast with ``.astype``) and never casts its input silently. Calling a layer
+checks its input (``Module.check_input_dtype``, once, in ``__call__`` for every layer that owns
+parameters, and in the forward of the recurrent layers): floating input of another dtype, or
+integer input to a layer of real numbers (Linear, LSTM, LayerNorm ...), is a ``DTypeError``
+(a TypeError) that says how to cast. Layers whose input is token ids (``Embedding``) take
+integer ids as lists, arrays or Tensors instead, and whole-number floats (checked exactly,
+``functions.indices``). The Keras facade (``minidl.keras``) casts as Keras does.
 """
 from __future__ import annotations
 
@@ -28,6 +37,10 @@ class Parameter(Tensor):
         return "Parameter(" + super().__repr__()[len("tensor("):]
 
 
+class DTypeError(TypeError):
+    """An input whose dtype does not fit the layer (see the dtype policy above)."""
+
+
 class StateDictError(KeyError):
     """A state dict whose keys or shapes do not match the module."""
 
@@ -37,7 +50,10 @@ class StateDictError(KeyError):
 
 class Module:
     """Base class of layers and models. Subclasses set parameters and sub-modules as attributes
-    in ``__init__`` and define ``forward``; calling the module calls ``forward``."""
+    in ``__init__`` and define ``forward``; calling the module checks the input's dtype
+    (``check_input_dtype``) and calls ``forward``."""
+
+    takes_ids = False  # True for layers whose input is token ids, not real numbers
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -62,7 +78,32 @@ class Module:
         object.__delattr__(self, name)
 
     def __call__(self, *args, **kwargs):
+        if args and self._parameters and not self.takes_ids:
+            self.check_input_dtype(args[0])
         return self.forward(*args, **kwargs)
+
+    def check_input_dtype(self, x: Any) -> None:
+        """Raise ``DTypeError`` unless ``x`` (a Tensor or array) has the floating dtype of this
+        module's parameters; inputs without a dtype (lists, numbers) are left to ``forward``."""
+        dtype = getattr(x, "dtype", None)
+        if dtype is None:
+            return
+        own = [p for p in self._parameters.values() if p.dtype.kind == "f"]
+        expected = own[0].dtype if own else next(
+            (p.dtype for p in self.parameters() if p.dtype.kind == "f"), None)
+        if expected is None or dtype == expected:
+            return
+        name = type(self).__name__
+        if dtype.kind != "f":
+            raise DTypeError(f"{name}: the input has dtype {dtype}, but this layer computes in "
+                             f"{expected} (the dtype of its parameters). minidl's nn does not "
+                             f"cast silently (as PyTorch): pass md.tensor(x, dtype="
+                             f"'{expected}'); integer token ids go through an nn.Embedding "
+                             f"first")
+        raise DTypeError(f"{name}: the input has dtype {dtype}, but the layer's parameters are "
+                         f"{expected}. minidl's nn does not cast silently (as PyTorch): cast "
+                         f"the input with md.tensor(x, dtype='{expected}'), or the layer with "
+                         f".astype('{dtype}') (minidl.keras layers cast for you, as Keras does)")
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__}.forward")

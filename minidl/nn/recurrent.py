@@ -107,6 +107,7 @@ class LSTM(Module):
 
     def forward(self, x: Tensor, state: Optional[Tuple[Tensor, Tensor]] = None,
                 mask: Any = None) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
+        self.check_input_dtype(x)  # the nn dtype policy (nn.module)
         _check_input("LSTM", x, self.input_size)
         B, T, _ = x.shape
         if state is None:
@@ -208,6 +209,7 @@ class _SingleStateRNN(Module):
     def forward(self, x: Tensor, state: Optional[Tensor] = None,
                 mask: Any = None) -> Tuple[Tensor, Tensor]:
         """Shape: x (B, T, input_size) -> outputs (B, T, H), h_T (B, H)."""
+        self.check_input_dtype(x)  # the nn dtype policy (nn.module)
         _check_input(type(self).__name__, x, self.input_size)
         if state is None:
             xp = backend.get_array_module(x.data)
