@@ -437,3 +437,36 @@ def test_tokenizer_matches_keras_preprocessing(texts, queries, num_words, oov_to
         if mine.word_index or num_words:  # otherwise both raise: no width for the matrix
             np.testing.assert_allclose(mine.texts_to_matrix(texts, mode),
                                        theirs.texts_to_matrix(texts, mode))
+
+
+# ----------------------------------------------------------------------------- unrepresentable values
+@pytest.mark.parametrize("value, dtype, shown", [
+    (np.nan, "int32", "value=nan"), (np.inf, "int64", "value=inf"),
+    (300, "uint8", "value=300"), (np.int64(300), "uint8", "value=300"), (-1, "uint8", "value=-1"),
+    (1e40, "float32", r"value=1e\+40"),
+])
+def test_pad_sequences_refuses_a_padding_value_the_dtype_cannot_hold(value, dtype, shown):
+    with pytest.raises(ValueError, match=rf"{shown} cannot be represented in dtype {dtype}"):
+        pad_sequences([[1, 2], [3]], dtype=dtype, value=value)
+
+
+@pytest.mark.parametrize("sequences, dtype, shown", [
+    ([[1, 2], [3, 300]], "uint8", r"300 in sequences\[1\]"),
+    ([np.array([1, 300], dtype=np.int64)], "uint8", r"300 in sequences\[0\]"),
+    ([[1.0, np.nan]], "int32", r"nan in sequences\[0\]"),
+    ([[1, 2 ** 40]], "int32", r"1099511627776 in sequences\[0\]"),
+])
+def test_pad_sequences_refuses_items_the_dtype_cannot_hold(sequences, dtype, shown):
+    with pytest.raises(ValueError, match=rf"{shown} cannot be represented in dtype {dtype}"):
+        pad_sequences(sequences, dtype=dtype)
+
+
+def test_pad_sequences_still_truncates_floats_and_pads_with_nan_in_float_dtypes():
+    np.testing.assert_array_equal(pad_sequences([[1.7, 2.2], [3.9]]), [[1, 2], [0, 3]])
+    padded = pad_sequences([[1, 2], [3]], dtype="float32", value=np.nan)
+    assert np.isnan(padded[1, 0]) and padded[1, 1] == 3
+    assert pad_sequences([[255]], dtype="uint8").tolist() == [[255]]
+
+
+def test_pad_sequences_documents_where_it_differs_from_keras():
+    assert "Deliberate difference from Keras" in pad_sequences.__doc__

@@ -329,6 +329,12 @@ def pad_sequences(sequences: Sequence, maxlen: Optional[int] = None, dtype: Any 
     `truncating='pre'` keeps the last maxlen items, `'post'` the first; `padding='pre'` puts
     `value` before the sequence, `'post'` after it. Values are cast to `dtype` (1.7 → 1).
     `[[1, 2, 3], [4]]` → `[[1, 2, 3], [0, 0, 4]]`.
+
+    Deliberate difference from Keras: a value that `dtype` cannot represent is a ValueError
+    naming the value and the dtype — `value=nan` (or inf) into an integer dtype, where Keras
+    writes -2147483648, and 300 (or -1) into `'uint8'`, where Keras writes 44 (255) — and so
+    is a number too large for a float dtype (1e40 into float32). Whole-number truncation of
+    floats into integers (1.7 → 1) is kept, as in Keras.
     """
     if padding not in ('pre', 'post'):
         raise ValueError(f'Padding type "{padding}" not understood')
@@ -358,13 +364,16 @@ def pad_sequences(sequences: Sequence, maxlen: Optional[int] = None, dtype: Any 
     if isinstance(value, str) and np.dtype(dtype) != object and not is_text_dtype:
         raise ValueError(f"`dtype` {dtype} is not compatible with `value`'s type: {type(value)}\n"
                          'You should set `dtype=object` for variable length strings.')
+    if not isinstance(value, str):
+        _check_representable(np.asarray(value), dtype, 'value')
     # BEGIN EXERCISE pad_sequences
     x = np.full((len(lengths), maxlen) + sample_shape, value, dtype=dtype)
     for row, s in enumerate(sequences):
         if maxlen == 0 or not len(s):
             continue
         kept = s[-maxlen:] if truncating == 'pre' else s[:maxlen]
-        kept = np.asarray(kept, dtype=dtype)
+        kept = _check_representable(np.asarray(kept), dtype, f'sequences[{row}]')
+        kept = kept.astype(dtype)
         if kept.shape[1:] != sample_shape:
             raise ValueError(f'Shape of sample {kept.shape[1:]} of sequence at position {row} '
                              f'is different from expected shape {sample_shape}')
@@ -374,3 +383,35 @@ def pad_sequences(sequences: Sequence, maxlen: Optional[int] = None, dtype: Any 
             x[row, :len(kept)] = kept
     return x
     # END EXERCISE
+
+
+def _check_representable(values: np.ndarray, dtype: Any, what: str) -> np.ndarray:
+    """`values`, after checking that `dtype` can hold every one of them (integers: finite and
+    within its range after truncation; floats: not overflowing to inf); a ValueError names the
+    first that cannot be held, `what` holds it, and the dtype."""
+    target = np.dtype(dtype)
+    if values.dtype.kind not in 'biuf' or target.kind not in 'iuf':
+        return values
+    if target.kind in 'iu':
+        info = np.iinfo(target)
+        whole = np.trunc(values) if values.dtype.kind == 'f' else values
+        bad = (whole < info.min) | (whole > info.max)
+        if values.dtype.kind == 'f':
+            bad |= ~np.isfinite(values)
+        holds = f'integers from {info.min} to {info.max}'
+        wider = 'float32' if values.dtype.kind == 'f' and not np.isfinite(values).all() \
+            else 'int64'
+    elif values.dtype.kind == 'f' and values.dtype.itemsize <= target.itemsize:
+        return values
+    else:
+        largest = np.finfo(target).max
+        bad = np.isfinite(values) & (np.abs(values) > largest)
+        holds = f'numbers up to ±{largest:.4g}'
+        wider = 'float64'
+    if bool(np.any(bad)):
+        first = np.asarray(values)[bad].flat[0].item()
+        found = f'value={first!r}' if what == 'value' else f'{first!r} in {what}'
+        raise ValueError(f'pad_sequences: {found} cannot be represented in dtype {target}, '
+                         f"which holds {holds}; pass a dtype that holds it (dtype='{wider}') "
+                         f'or change the value — Keras would silently write another number')
+    return values
