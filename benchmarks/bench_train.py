@@ -94,7 +94,9 @@ CONFIGS = [
     Config("lstm B=256 T=50", "lstm", 256, 50, 10, "≤ 1.0×", "≥ 3×"),
     Config("lstm B=1 T=10", "lstm", 1, 10, 200, "≤ 1.0×", "≥ 3×"),
     Config("mlp B=128", "mlp", 128, 0, 60, "≤ 1.0×", None),
+    Config("gpt B=16 T=128 d192 L4", "gpt", 16, 128, 8, "≤ 1.3×", None),
 ]
+GPT_SHAPE = dict(vocab_size=4000, d_model=192, n_layers=4, n_heads=4)  # the shipped model's
 CONFIG_BY_NAME = {c.name: c for c in CONFIGS}
 
 
@@ -108,6 +110,10 @@ def make_batches(config: Config, count: int = 4) -> list[tuple[np.ndarray, np.nd
             ids = rng.integers(0, VOCAB, (config.batch, config.length), dtype=np.int64)
             labels = rng.integers(0, 2, (config.batch, 1)).astype(np.float32)
             batches.append((ids, labels))
+        elif config.kind == "gpt":  # next-character prediction: targets are inputs shifted
+            ids = rng.integers(0, GPT_SHAPE["vocab_size"], (config.batch, config.length + 1),
+                               dtype=np.int64)
+            batches.append((ids[:, :-1], ids[:, 1:]))
         else:
             x = rng.normal(size=(config.batch, MLP_SIZES[0])).astype(np.float32)
             classes = rng.integers(0, MLP_SIZES[-1], config.batch, dtype=np.int64)
@@ -122,6 +128,9 @@ def initial_weights(config: Config) -> dict[str, np.ndarray]:
 
 
 def minidl_model(config: Config) -> nn.Module:
+    if config.kind == "gpt":
+        from minidl.models import GPT, GPTConfig
+        return GPT(GPTConfig(context_length=config.length, dropout=0.0, **GPT_SHAPE))
     if config.kind == "mlp":
         n_in, h1, h2, n_out = MLP_SIZES
         return nn.Sequential(nn.Linear(n_in, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(),
@@ -169,6 +178,9 @@ def minidl_runner(config: Config, weights: dict, batches: list, device: str,
     if config.kind == "lstm":
         optimizer = optim.Adam(model.parameters(), lr=LSTM_LR)
         loss_fn = F.binary_cross_entropy
+    elif config.kind == "gpt":
+        optimizer = optim.AdamW(model.parameters(), lr=LSTM_LR)
+        loss_fn = F.cross_entropy
     else:
         optimizer = optim.SGD(model.parameters(), lr=MLP_LR)
         loss_fn = F.cross_entropy
@@ -227,6 +239,12 @@ def torch_runner(torch, config: Config, weights: dict, batches: list, device: st
         optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
                                      lr=LSTM_LR)
         loss_fn = F.binary_cross_entropy
+    elif config.kind == "gpt":
+        model = torch_gpt(torch, config, weights)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=LSTM_LR)
+
+        def loss_fn(logits, targets):
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
     else:
         n_in, h1, h2, n_out = MLP_SIZES
         model = nn.Sequential(nn.Linear(n_in, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(),
@@ -253,6 +271,58 @@ def torch_runner(torch, config: Config, weights: dict, batches: list, device: st
     if device == "cuda":
         runner.sync = torch.cuda.synchronize
     return runner
+
+
+def torch_gpt(torch, config: Config, weights: dict):
+    """minidl's GPT written in PyTorch (pre-LN blocks, GELU tanh, tied output layer), with
+    minidl's initial weights (a minidl Linear's W is (in, out): torch's weight is W.T)."""
+    nn, F = torch.nn, torch.nn.functional
+    d, heads, layers = GPT_SHAPE["d_model"], GPT_SHAPE["n_heads"], GPT_SHAPE["n_layers"]
+
+    def param(name, transpose=False):
+        array = weights[name].T if transpose else weights[name]
+        return nn.Parameter(torch.tensor(np.ascontiguousarray(array)))
+
+    def linear(prefix):
+        layer = nn.Linear(1, 1)
+        layer.weight, layer.bias = param(prefix + ".W", True), param(prefix + ".b")
+        return layer
+
+    def norm(prefix):
+        layer = nn.LayerNorm(d)
+        layer.weight, layer.bias = param(prefix + ".weight"), param(prefix + ".bias")
+        return layer
+
+    class Block(nn.Module):
+        def __init__(self, i):
+            super().__init__()
+            p = f"block{i}."
+            self.ln1, self.ln2 = norm(p + "ln1"), norm(p + "ln2")
+            self.qkv, self.proj = linear(p + "attn.qkv"), linear(p + "attn.proj")
+            self.fc, self.out = linear(p + "mlp.fc"), linear(p + "mlp.proj")
+
+        def forward(self, x):
+            B, T, _ = x.shape
+            q, k, v = (t.reshape(B, T, heads, d // heads).transpose(1, 2)
+                       for t in self.qkv(self.ln1(x)).split(d, dim=2))
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.proj(a.transpose(1, 2).reshape(B, T, d))
+            return x + self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.tok, self.pos = param("tok.W"), param("pos.W")
+            self.blocks = nn.ModuleList(Block(i) for i in range(layers))
+            self.ln_f = norm("ln_f")
+
+        def forward(self, ids):
+            x = self.tok[ids] + self.pos[:ids.shape[1]]
+            for block in self.blocks:
+                x = block(x)
+            return self.ln_f(x) @ self.tok.T
+
+    return GPT()
 
 
 def dezero_runner(dezero, config: Config, weights: dict, batches: list, device: str,

@@ -51,6 +51,9 @@ def matmul(a: Tensor, b: Any) -> Tensor:
         return reshape(MatMul()(reshape(a, 1, k_a), b), b.shape[:-2] + b.shape[-1:])
     if b.ndim == 1:
         return reshape(MatMul()(a, reshape(b, k_b, 1)), a.shape[:-1])
+    if b.ndim == 2 and a.ndim > 2:  # (..., k) @ (k, m): one (rows, k) @ (k, m) product, whose
+        # backward is one product too (a batched one would sum (batch, k, m) partial products)
+        return reshape(MatMul()(reshape(a, -1, k_a), b), *a.shape[:-1], b.shape[-1])
     return MatMul()(a, b)
 
 
@@ -63,7 +66,9 @@ class Linear(Function):
 
     def forward(self, x, W, b=None):
         self.save_for_backward(x, W)
-        y = x @ W
+        # (..., in) as one (rows, in) matrix: one large BLAS call instead of one per leading
+        # index (NumPy runs a 3-D @ 2-D product as a loop of 2-D ones)
+        y = (x.reshape(-1, W.shape[0]) @ W).reshape(*x.shape[:-1], W.shape[1])
         if b is not None:
             y += b
         return y
@@ -73,7 +78,7 @@ class Linear(Function):
         n_in, n_out = W.shape
         gx = gW = gb = None
         if self.inputs[0].requires_grad:
-            gx = gy @ W.T
+            gx = (gy.reshape(-1, n_out) @ W.T).reshape(*gy.shape[:-1], n_in)
         if self.inputs[1].requires_grad:
             gW = x.reshape(-1, n_in).T @ gy.reshape(-1, n_out)
         if len(self.inputs) == 3:
