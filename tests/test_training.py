@@ -341,3 +341,160 @@ def test_fit_leaves_the_model_in_its_previous_mode():
     model = small_model().eval()
     fit(model, F.binary_cross_entropy, optim.SGD(model.parameters(), lr=0.1), x, y, verbose=0)
     assert model.training is False
+
+
+# ----------------------------------------------------------------------------- faults
+def test_terminate_on_nan_stops_after_the_first_nan_batch(capsys):
+    from minidl.keras.callbacks import TerminateOnNaN as KerasTerminateOnNaN
+    from minidl.training import TerminateOnNaN
+    assert KerasTerminateOnNaN is TerminateOnNaN
+    callback = TerminateOnNaN()
+    callback.set_model(small_model())
+    callback.model.stop_training = False
+    callback.on_train_batch_end(0, {"loss": 0.5})
+    assert not callback.model.stop_training
+    callback.on_train_batch_end(3, {"loss": float("nan")})
+    assert callback.model.stop_training
+    assert "Batch 3: Invalid loss, terminating training" in capsys.readouterr().out
+
+
+def test_a_nan_loss_stops_fit_once_naming_epoch_and_batch_and_keeps_the_weights():
+    from minidl.training import NonFiniteLossWarning
+    x, y = small_problem(16)
+    model = small_model()
+    batches = []
+
+    class Spy(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(batch)
+
+    def loss_fn(prediction, target):  # finite for 5 batches, then NaN
+        loss = F.binary_cross_entropy(prediction, target)
+        return loss * float("nan") if len(batches) == 5 else loss
+
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.warns(NonFiniteLossWarning, match=r"loss is nan at epoch 2/10, batch 2/4") as w:
+        before = {}
+
+        class Keep(Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                before.update(model.state_dict())
+
+        history = fit(model, loss_fn, optimizer, x, y, batch_size=4, epochs=10, verbose=0,
+                      shuffle=False, callbacks=[Spy(), Keep()])
+    assert len([r for r in w if r.category is NonFiniteLossWarning]) == 1
+    assert batches == [0, 1, 2, 3, 0, 1] and len(history.history["loss"]) == 2
+    for name, value in model.state_dict().items():   # the NaN batch made no update
+        np.testing.assert_array_equal(value, before[name])
+        assert np.isfinite(value).all()
+
+
+def test_a_huge_learning_rate_no_longer_trains_on_nan_for_every_epoch():
+    x, y = small_problem(16)
+    md.manual_seed(0)
+    model = nn.Linear(2, 1)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="training stopped"):
+        history = fit(model, F.mse_loss, optim.SGD(model.parameters(), lr=1e10), x, y,
+                      batch_size=4, epochs=5, verbose=0)
+    assert len(history.history["loss"]) < 5
+    assert all(np.isfinite(p.numpy()).all() for p in model.parameters())
+
+
+def _classifier():
+    md.manual_seed(0)
+    return nn.Linear(2, 3)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float64"])
+def test_an_out_of_range_label_is_named_by_its_index_in_y_with_its_dtype(dtype):
+    x = np.random.default_rng(0).normal(size=(40, 2)).astype("float32")
+    y = np.zeros(40, dtype=dtype)
+    y[27] = 7
+    model = _classifier()
+    with pytest.raises(IndexError, match=rf"class target 7 at y\[27\] \(y has dtype {dtype}\) "
+                                         rf"is out of range: expected ids in \[0, 2\] for 3 "
+                                         rf"classes"):
+        fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1), x, y,
+            batch_size=8, verbose=0)
+
+
+def test_a_fractional_label_is_named_by_its_index_in_y():
+    x = np.zeros((10, 2), dtype="float32")
+    y = np.zeros(10)
+    y[6] = 1.5
+    model = _classifier()
+    with pytest.raises(TypeError, match=r"got dtype float32 holding 1.5 at y\[6\] \(y has dtype "
+                                        r"float64\)"):
+        fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1), x, y, verbose=0)
+
+
+def test_a_bad_label_in_the_validation_split_is_named_by_its_index_in_y():
+    x = np.zeros((10, 2), dtype="float32")
+    y = np.zeros(10, dtype="int64")
+    y[9] = -1
+    model = _classifier()
+    with pytest.raises(IndexError, match=r"class target -1 at y\[9\]"):
+        fit(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1), x, y,
+            validation_split=0.2, verbose=0)
+
+
+def test_float64_token_ids_beyond_float32_precision_reach_the_embedding_exactly():
+    class LastRow(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(16_777_218, 1)
+            self.embedding.W.data[:] = 0
+            self.embedding.W.data[16_777_217] = 1  # only the exact id sees a 1
+
+        def forward(self, ids):
+            return self.embedding(ids).reshape(len(ids), 1)
+
+    out = predict(LastRow(), np.array([[16_777_217.0]]), verbose=0)
+    assert out.tolist() == [[1.0]]
+
+
+def test_float64_features_are_still_cast_to_the_model_dtype():
+    x, y = small_problem()
+    history = fit(small_model(), F.binary_cross_entropy,
+                  optim.SGD(small_model().parameters(), lr=0.1), x.astype("float64"),
+                  y.astype("float64"), verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+class Interrupt(Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_fit_ends_the_progress_bar_line_and_keeps_the_model_usable():
+    x, y = small_problem(16)
+    model = small_model().eval()
+    terminal = Terminal()
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, F.binary_cross_entropy, optim.SGD(model.parameters(), lr=0.1), x, y,
+            batch_size=2, verbose=1, stream=terminal, callbacks=[Interrupt()])
+    assert terminal.getvalue().startswith("\r1/8 [") and terminal.getvalue().endswith("\n")
+    assert model.training is False
+    assert predict(model, x, verbose=0).shape == (16, 1)
+
+
+def test_an_error_during_predict_ends_the_progress_bar_line():
+    class Broken(nn.Module):
+        def forward(self, x):
+            if x.shape[0] < 4:
+                raise RuntimeError("broken")
+            return x
+
+    terminal = Terminal()
+    with pytest.raises(RuntimeError):
+        predict(Broken(), np.zeros((6, 1), dtype="float32"), batch_size=4, stream=terminal)
+    assert terminal.getvalue().endswith("\n")
+
+
+def test_progbar_end_line_does_nothing_after_a_finished_line():
+    terminal = Terminal()
+    bar = Progbar(2, stream=terminal, clock=FakeClock(0.0, 1.0))
+    bar.update(2)
+    bar.end_line()
+    assert terminal.getvalue().count("\n") == 1

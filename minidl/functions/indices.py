@@ -19,20 +19,41 @@ from minidl.autograd import Tensor
 
 
 class IndexOutOfRangeError(IndexError):
-    """An index outside [0, size): ``value`` and its ``position`` in the checked array."""
+    """An index outside [0, size): ``value`` and its ``position`` in the checked array.
+    ``located(where)`` tells the same error at another place (the index in a user's data set
+    instead of the position in a shuffled batch)."""
 
-    def __init__(self, message: str, value: int, position: Tuple[int, ...], size: int):
-        super().__init__(message)
-        self.value, self.position, self.size = value, position, size
+    def __init__(self, value: int, position: Tuple[int, ...], size: int,
+                 what: str = "token id", of: Optional[str] = None,
+                 where: Optional[str] = None):
+        self.value, self.position, self.size, self.what = value, position, size, what
+        self.of = of or f"a table of {size} rows"
+        super().__init__(f"{what} {value} at {where or f'position {position}'} is out of "
+                         f"range: expected ids in [0, {size - 1}] for {self.of}")
+
+    def located(self, where: str) -> "IndexOutOfRangeError":
+        return IndexOutOfRangeError(self.value, self.position, self.size, self.what, self.of,
+                                    where)
 
 
 class NonIntegerIndexError(TypeError):
     """Indices that are not whole numbers: ``value`` (None for a non-numeric dtype) and its
-    ``position`` in the checked array."""
+    ``position`` in the checked array, of ``dtype``; ``located(where)`` as above."""
 
-    def __init__(self, message: str, value: Any = None, position: Tuple[int, ...] = ()):
+    def __init__(self, value: Any, position: Tuple[int, ...], dtype: Any,
+                 what: str = "token id", where: Optional[str] = None):
+        self.value, self.position, self.dtype, self.what = value, position, dtype, what
+        if value is None:
+            message = (f"{what}s must be integers, got dtype {dtype} (did you pass features or "
+                       f"text instead of ids?)")
+        else:
+            message = (f"{what}s must be integers, got dtype {dtype} holding {value} at "
+                       f"{where or f'position {position}'} (whole numbers such as 2.0 are "
+                       f"accepted; did you pass features instead of ids?)")
         super().__init__(message)
-        self.value, self.position = value, position
+
+    def located(self, where: str) -> "NonIntegerIndexError":
+        return NonIntegerIndexError(self.value, self.position, self.dtype, self.what, where)
 
 
 def first_out_of_range(indices: Any, size: int) -> Optional[Tuple[int, Tuple[int, ...]]]:
@@ -75,17 +96,13 @@ def checked_indices(indices: Any, xp: Any, size: int, what: str = "token id",
         if indices.dtype.kind == "b" or indices.size == 0:
             indices = indices.astype("int64")
         elif indices.dtype.kind != "f":
-            raise NonIntegerIndexError(f"{what}s must be integers, got dtype {indices.dtype} "
-                                       f"(did you pass features or text instead of ids?)")
+            raise NonIntegerIndexError(None, (), indices.dtype, what)
         else:
             _check_whole(indices, xp, what)
     found = first_out_of_range(indices, size)
     if found is not None:
         bad, position = found
-        of = of or f"a table of {size} rows"
-        raise IndexOutOfRangeError(f"{what} {bad} at position {position} is out of range: "
-                                   f"expected ids in [0, {size - 1}] for {of}", bad, position,
-                                   size)
+        raise IndexOutOfRangeError(bad, position, size, what, of)
     return indices.astype("int64") if indices.dtype.kind == "f" else indices
 
 
@@ -96,7 +113,4 @@ def _check_whole(indices: Any, xp: Any, what: str) -> None:
     if bool(not_whole.any()):
         position = tuple(int(i) for i in backend.to_numpy(xp.argwhere(not_whole)[0]))
         value = float(indices[position])
-        raise NonIntegerIndexError(f"{what}s must be integers, got dtype {indices.dtype} "
-                                   f"holding {value} at position {position} (whole numbers "
-                                   f"such as 2.0 are accepted; did you pass features instead "
-                                   f"of ids?)", value, position)
+        raise NonIntegerIndexError(value, position, indices.dtype, what)

@@ -7,11 +7,11 @@
 ``minidl.keras`` wraps these in Keras' ``model.compile/fit/evaluate/predict``.
 """
 from minidl.training.callbacks import (Callback, CallbackList, EarlyStopping, History,
-                                       ModelCheckpoint, ProgbarLogger)
+                                       ModelCheckpoint, ProgbarLogger, TerminateOnNaN)
 from minidl.data.validation import check_data
-from minidl.training.loop import evaluate, fit, predict, split_validation
+from minidl.training.loop import NonFiniteLossWarning, evaluate, fit, predict, split_validation
 from minidl.training.progress import Progbar
 
 __all__ = ["fit", "evaluate", "predict", "check_data", "split_validation", "Callback",
            "CallbackList", "History", "EarlyStopping", "ModelCheckpoint", "ProgbarLogger",
-           "Progbar"]
+           "TerminateOnNaN", "NonFiniteLossWarning", "Progbar"]

@@ -2,7 +2,8 @@
 
 Keras' names and semantics: ``History`` records the per-epoch logs, ``EarlyStopping`` stops when
 a monitored value stops improving (optionally restoring the best weights), ``ModelCheckpoint``
-saves weights after each epoch (or only the best), ``ProgbarLogger`` draws the progress bar.
+saves weights after each epoch (or only the best), ``ProgbarLogger`` draws the progress bar,
+``TerminateOnNaN`` stops when the loss becomes NaN or infinite.
 
 A callback sees the model as ``self.model`` (any ``nn.Module``: weights are read and written
 with ``state_dict()``/``load_state_dict()``), the optimizer as ``self.optimizer`` and the loop's
@@ -191,6 +192,26 @@ class ProgbarLogger(Callback):
 
     def on_predict_end(self, logs: Logs = None) -> None:
         self.progbar.update(self.progbar.target, finalize=True)
+
+    def end_line(self) -> None:
+        """End a half-drawn bar (the loop calls it when Ctrl-C or an error stops it)."""
+        if self.progbar is not None:
+            self.progbar.end_line()
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as the loss is NaN or infinite (Keras' ``TerminateOnNaN``).
+
+    After the batch whose (running mean) loss is not finite it prints ``Batch 3: Invalid loss,
+    terminating training`` and sets ``model.stop_training``. (minidl's loop already stops on a
+    non-finite loss before that batch's update; this callback is Keras' spelling of it.)
+    """
+
+    def on_train_batch_end(self, batch: int, logs: Logs = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
 
 
 class EarlyStopping(Callback):

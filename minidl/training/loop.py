@@ -15,10 +15,17 @@ One epoch, as Keras does it: the samples are shuffled with minidl's seeded gener
 (``md.manual_seed``), cut into ``ceil(n / batch_size)`` batches (the last one may be smaller),
 and each batch is moved to the model's device, run forward, differentiated and stepped.
 The logged ``loss`` is the mean over the samples seen so far in the epoch.
+
+Faults: a batch whose loss is NaN or infinite stops training before its update (so the weights
+are those of the last good batch) with one ``NonFiniteLossWarning`` naming the epoch and the
+batch — Keras trains on with ``nan`` unless given ``TerminateOnNaN``. An out-of-range or
+non-integer class label is reported by its index in the ``y`` you passed, with your dtype.
+Ctrl-C ends the progress-bar line and leaves the model usable, in the mode it was in.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 import numpy as np
@@ -26,10 +33,15 @@ import numpy as np
 from minidl.autograd import Tensor, no_grad
 from minidl.data.loader import ArrayDataset, DataLoader
 from minidl.data.validation import check_data
+from minidl.functions.indices import IndexOutOfRangeError, NonIntegerIndexError
 from minidl.training.callbacks import Callback, CallbackList, History, ProgbarLogger
 
 Metric = Callable[[Any, Any], Any]
 Metrics = Optional[Mapping[str, Metric]]
+
+
+class NonFiniteLossWarning(RuntimeWarning):
+    """The loss became NaN or infinite and ``fit`` stopped."""
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, validation_split: float):
@@ -63,10 +75,44 @@ def _float_dtype(model: Any) -> Any:
     return np.dtype("float32")
 
 
+def _in_model_dtype(array: np.ndarray, dtype: Any) -> np.ndarray:
+    """Floating data in the model's dtype — except whole numbers that the cast would change
+    (token ids beyond 2**24 in float32), which are kept exact for the layer that checks them
+    (``functions.indices``). Integer arrays (token ids, class labels) are left alone."""
+    if array.dtype.kind != "f" or array.dtype == dtype:
+        return array
+    cast = array.astype(dtype)
+    if np.array_equal(cast, array) or not np.array_equal(np.trunc(array), array):
+        return cast  # nothing changed, or not ids: ordinary features and targets
+    return array
+
+
 def _batches(model: Any, arrays: tuple, batch_size: int, shuffle: bool = False) -> DataLoader:
     """Batches of ``arrays`` as Tensors on the model's device, floating data in its dtype."""
-    return DataLoader(ArrayDataset(*arrays), batch_size, shuffle=shuffle, device=model.device,
-                      dtype=_float_dtype(model))
+    dtype = _float_dtype(model)
+    return DataLoader(ArrayDataset(*(_in_model_dtype(a, dtype) for a in arrays)), batch_size,
+                      shuffle=shuffle, device=model.device)
+
+
+def _located(error: Exception, data: np.ndarray, name: str, offset: int = 0) -> Exception:
+    """``error`` of a bad index inside a (shuffled) batch, told again with the index of its
+    value in the user's ``data`` (``name``; row i of data is row offset + i there) and the
+    user's dtype; ``error`` itself when the value is not in ``data``."""
+    value = getattr(error, "value", None)
+    matches = np.argwhere(data == value) if value is not None else []
+    if not len(matches):
+        return error
+    index = [int(i) for i in matches[0]]
+    index[0] += offset
+    return error.located(f"{name}{index} ({name} has dtype {data.dtype})")
+
+
+def _end_progress_lines(callbacks: CallbackList) -> None:
+    """Finish a progress bar drawn half-way (Ctrl-C, an error), so the terminal's next line
+    starts on a line of its own."""
+    for callback in callbacks.callbacks:
+        if isinstance(callback, ProgbarLogger):
+            callback.end_line()
 
 
 class RunningMeans:
@@ -80,10 +126,14 @@ class RunningMeans:
         self.totals[name] = self.totals.get(name, 0.0) + total
         self.counts[name] = self.counts.get(name, 0) + count
 
-    def update(self, loss: Tensor, prediction: Tensor, target: Tensor, metrics: Metrics) -> None:
-        """Add one batch: the loss weighted by the batch size, each metric's values."""
+    def update(self, loss: Tensor, prediction: Tensor, target: Tensor, metrics: Metrics,
+               loss_value: Optional[float] = None) -> None:
+        """Add one batch: the loss weighted by the batch size (``loss_value``, when the caller
+        has already read it from the device), each metric's values."""
         n = len(target)
-        self.add("loss", float(loss.item()) * n, n)
+        if loss_value is None:
+            loss_value = float(loss.item())
+        self.add("loss", loss_value * n, n)
         for name, fn in (metrics or {}).items():
             values = fn(target.data, prediction.data)
             if getattr(values, "ndim", 0) == 0:  # one number for the batch
@@ -119,25 +169,32 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
     ``validation_data=(x_val, y_val)`` (or ``validation_split``, the last fraction of the data,
     taken before shuffling) is evaluated after each epoch and logged with ``val_`` keys.
     ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch. Training stops early when a
-    callback sets ``model.stop_training = True``. The model is left in the mode it was in.
+    callback sets ``model.stop_training = True``, and when the loss becomes NaN or infinite:
+    that batch's update is not made, and a ``NonFiniteLossWarning`` names the epoch and batch.
+    The model is left in the mode it was in (also after Ctrl-C).
     """
     batch_size = _check_batch_size(batch_size)
     x, y = check_data(x, y)
     if y is None:
         raise ValueError("fit needs targets y")
-    validation = None
+    validation, y_val_name, y_val_offset = None, "y_val", 0
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise ValueError("validation_data must be a tuple (x_val, y_val)")
         validation = check_data(validation_data[0], validation_data[1], ("x_val", "y_val"))
     elif validation_split:
         (x, y), validation = split_validation(x, y, validation_split)
+        y_val_name, y_val_offset = "y", len(x)  # the last samples of the user's y
     n = len(x)
     steps = math.ceil(n / batch_size)
     callbacks = _callback_list(callbacks, model, optimizer,
                                {"verbose": verbose, "epochs": epochs, "steps": steps}, stream,
                                add_history=True)
     history = next(c for c in callbacks.callbacks if isinstance(c, History))
+    batches = _batches(model, (x, y), batch_size, shuffle)  # reshuffled at each epoch
+    if validation is not None:  # cast once, not at every epoch
+        dtype = _float_dtype(model)
+        validation = tuple(_in_model_dtype(a, dtype) for a in validation) + validation[1:]
     was_training = model.training
     model.stop_training = False
     callbacks.on_train_begin()
@@ -147,25 +204,41 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
             callbacks.on_epoch_begin(epoch)
             model.train()
             means = RunningMeans()
-            for step, (xb, yb) in enumerate(_batches(model, (x, y), batch_size, shuffle)):
+            for step, (xb, yb) in enumerate(batches):
                 callbacks.on_train_batch_begin(step)
                 prediction = model(xb)
-                loss = loss_fn(prediction, yb)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                means.update(loss, prediction, yb, metrics)
+                try:
+                    loss = loss_fn(prediction, yb)
+                except (IndexOutOfRangeError, NonIntegerIndexError) as error:
+                    raise _located(error, y, "y") from None
+                loss_value = float(loss.item())
+                if math.isfinite(loss_value):
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                else:
+                    warnings.warn(f"fit: the loss is {loss_value} at epoch {epoch + 1}/{epochs}, "
+                                  f"batch {step + 1}/{steps}; training stopped without this "
+                                  f"batch's update (the weights are those after the batch "
+                                  f"before). Lower the learning rate, clip the gradients "
+                                  f"(optim.clip_grad_norm) or check the data and the loss.",
+                                  NonFiniteLossWarning, stacklevel=2)
+                    model.stop_training = True
+                means.update(loss, prediction, yb, metrics, loss_value)
                 callbacks.on_train_batch_end(step, means.result())
                 if model.stop_training:
                     break
             epoch_logs = means.result()
             if validation is not None:
                 val_logs = _evaluate(model, loss_fn, validation[0], validation[1], batch_size,
-                                     metrics, callbacks)
+                                     metrics, callbacks, validation[2], y_val_name, y_val_offset)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
             if model.stop_training:
                 break
+    except BaseException:
+        _end_progress_lines(callbacks)
+        raise
     finally:
         model.train(was_training)
     callbacks.on_train_end(epoch_logs)
@@ -173,8 +246,10 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
 
 
 def _evaluate(model: Any, loss_fn: Callable, x: np.ndarray, y: np.ndarray, batch_size: int,
-              metrics: Metrics, callbacks: CallbackList) -> Dict[str, float]:
-    """The mean loss and metrics over ``(x, y)`` in evaluation mode, without a graph."""
+              metrics: Metrics, callbacks: CallbackList, y_user: Optional[np.ndarray] = None,
+              y_name: str = "y", y_offset: int = 0) -> Dict[str, float]:
+    """The mean loss and metrics over ``(x, y)`` in evaluation mode, without a graph; a bad
+    label is named as row ``y_offset + i`` of the user's ``y_name`` (``y_user``, default y)."""
     was_training = model.training
     model.eval()
     means = RunningMeans()
@@ -184,8 +259,16 @@ def _evaluate(model: Any, loss_fn: Callable, x: np.ndarray, y: np.ndarray, batch
             for step, (xb, yb) in enumerate(_batches(model, (x, y), batch_size)):
                 callbacks.on_test_batch_begin(step)
                 prediction = model(xb)
-                means.update(loss_fn(prediction, yb), prediction, yb, metrics)
+                try:
+                    loss = loss_fn(prediction, yb)
+                except (IndexOutOfRangeError, NonIntegerIndexError) as error:
+                    raise _located(error, y if y_user is None else y_user, y_name,
+                                   y_offset) from None
+                means.update(loss, prediction, yb, metrics)
                 callbacks.on_test_batch_end(step, means.result())
+    except BaseException:
+        _end_progress_lines(callbacks)
+        raise
     finally:
         model.train(was_training)
     logs = means.result()
@@ -232,6 +315,9 @@ def predict(model: Any, x: Any, *, batch_size: int = 32, verbose: int = 1,
                 outputs.append([t.numpy() for t in out] if isinstance(out, (list, tuple))
                                else out.numpy())
                 callbacks.on_predict_batch_end(step)
+    except BaseException:
+        _end_progress_lines(callbacks)
+        raise
     finally:
         model.train(was_training)
     callbacks.on_predict_end()

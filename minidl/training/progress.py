@@ -62,6 +62,7 @@ class Progbar:
         self._last_update = float("-inf")
         self._time_after_first_step: Optional[float] = None
         self._previous_width = 0
+        self._line_open = False  # a bar drawn in place, not yet ended by a newline
 
     @property
     def stream(self) -> IO[str]:
@@ -124,6 +125,7 @@ class Progbar:
             prefix = "\r" if self.dynamic else ""
             self.stream.write(prefix + text + padding + ("\n" if finalize else ""))
             self.stream.flush()
+            self._line_open = not finalize
         elif self.verbose == 2 and finalize:
             count = f"{current}/{self.target}" if self.target is not None else f"{current}"
             text = (f"{count} - {now - self._start:.0f}s - "
@@ -133,3 +135,11 @@ class Progbar:
             self.stream.write(text + "\n")
             self.stream.flush()
         self._last_update = now
+
+    def end_line(self) -> None:
+        """End a bar left half-drawn (training interrupted by Ctrl-C or an error), so what is
+        printed next starts on its own line."""
+        if self._line_open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._line_open = False
