@@ -166,6 +166,62 @@ class Tensor:
     def tolist(self) -> Any:
         return backend.to_numpy(self.data).tolist()
 
+    # -- PyTorch conveniences (thin aliases; the NumPy names stay primary)
+    def numel(self) -> int:
+        """The number of elements (``size``)."""
+        return self.data.size
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        """``np.asarray(t)`` for a CPU tensor (its data, no copy). Tensors on other devices
+        refuse, as CuPy arrays do: copying to the host is explicit, ``t.numpy()``."""
+        if self.device != "cpu":
+            raise TypeError(f"Implicit conversion of a tensor on '{self.device}' to a NumPy array "
+                            f"is not allowed (CuPy refuses it too); use t.numpy() or t.cpu() for "
+                            f"an explicit host copy")
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def cpu(self) -> "Tensor":
+        """This tensor on the CPU (``self`` when already there)."""
+        return self.to("cpu")
+
+    def argmax(self, axis: Optional[int] = None, keepdims: bool = False, *,
+               dim: Optional[int] = None) -> "Tensor":
+        """Index of the largest element over ``axis`` (``dim``), as an integer tensor without a
+        gradient."""
+        axis = axis if dim is None else dim
+        return Tensor(self.data.argmax(axis=axis, keepdims=keepdims))
+
+    def argmin(self, axis: Optional[int] = None, keepdims: bool = False, *,
+               dim: Optional[int] = None) -> "Tensor":
+        """Index of the smallest element over ``axis`` (``dim``), as an integer tensor."""
+        axis = axis if dim is None else dim
+        return Tensor(self.data.argmin(axis=axis, keepdims=keepdims))
+
+    def view(self, *shape: Any) -> "Tensor":
+        """PyTorch's name for ``reshape`` (minidl does not distinguish views from copies)."""
+        return self.reshape(*shape)
+
+    def unsqueeze(self, axis: int) -> "Tensor":
+        """Insert an axis of size 1 at ``axis`` (negative counts from the end of the result)."""
+        axis = axis % (self.ndim + 1)
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def squeeze(self, axis: Any = None) -> "Tensor":
+        """Remove axes of size 1: all of them, or ``axis`` (an int or a tuple; an axis that is
+        not 1 is left alone, as PyTorch)."""
+        if axis is None:
+            axes = {i for i, n in enumerate(self.shape) if n == 1}
+        else:
+            axes = {a % self.ndim for a in (axis if isinstance(axis, tuple) else (axis,))
+                    if self.shape[a] == 1}
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
+
     def detach(self) -> "Tensor":
         """The same data as a new leaf that does not require grad (shares memory)."""
         return Tensor(self.data)

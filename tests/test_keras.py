@@ -403,8 +403,8 @@ def test_embedding_accepts_whole_number_float_ids():
 
 
 def test_unsupported_keras_options_say_so():
-    with pytest.raises(NotImplementedError, match="recurrent_dropout"):
-        L.LSTM(3, recurrent_dropout=0.2)
+    with pytest.raises(NotImplementedError, match="stateful"):
+        L.LSTM(3, stateful=True)
     with pytest.raises(TypeError, match="Unrecognized keyword arguments"):
         L.Dense(3, unit=4)
 

@@ -5,6 +5,8 @@ forward, and composite operations written from the primitives.
     y = F.sigmoid(F.linear(x, W, b))
 """
 from minidl.autograd import Tensor
+from minidl.functions.activations import (abs, elu, hard_sigmoid, leaky_relu, maximum, minimum,
+                                          mish, relu6, selu, silu, softplus, softsign, swish)
 from minidl.functions.arithmetic import add, div, mul, neg, pow, rdiv, rpow, rsub, sub
 from minidl.functions.attention import scaled_dot_product_attention
 from minidl.functions.dropout import dropout
@@ -24,7 +26,8 @@ __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "tanh", "sigm
            "transpose", "swapaxes", "broadcast_to", "sum_to", "getitem", "concat", "stack",
            "softmax", "log_softmax", "embedding", "dropout", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "cross_entropy", "mse_loss", "gelu", "layer_norm",
-           "scaled_dot_product_attention"]
+           "scaled_dot_product_attention", "abs", "maximum", "minimum", "elu", "selu", "softplus",
+           "softsign", "silu", "swish", "mish", "leaky_relu", "relu6", "hard_sigmoid"]
 
 
 def _compare(op):
@@ -33,6 +36,15 @@ def _compare(op):
         return Tensor(op(self.data, other))
     compare.__doc__ = "Elementwise comparison; a boolean tensor outside the graph."
     return compare
+
+
+def _with_dim(reduce):
+    """A reduction that also takes PyTorch's ``dim=`` for ``axis=`` (``x.sum(dim=1)``)."""
+    def method(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        return reduce(self, axis if dim is None else dim,
+                      keepdims if keepdim is None else keepdim)
+    method.__name__, method.__doc__ = reduce.__name__, reduce.__doc__
+    return method
 
 
 def _install_tensor_methods() -> None:
@@ -51,7 +63,7 @@ def _install_tensor_methods() -> None:
     T.__getitem__ = getitem
     T.__lt__, T.__le__ = _compare(operator.lt), _compare(operator.le)
     T.__gt__, T.__ge__ = _compare(operator.gt), _compare(operator.ge)
-    T.sum, T.mean, T.max, T.min = sum, mean, max, min
+    T.sum, T.mean, T.max, T.min = (_with_dim(f) for f in (sum, mean, max, min))
     T.reshape, T.transpose, T.swapaxes = reshape, transpose, swapaxes
     T.T = property(lambda self: transpose(self))
     T.mT = property(lambda self: swapaxes(self, -1, -2))

@@ -10,10 +10,10 @@ A thin facade: layers wrap ``minidl.nn`` modules, optimizers run ``minidl.optim`
 ``minidl.training.fit``; it adds no math of its own. Keras' argument names and defaults
 throughout; the differences are listed in each module's docstring.
 """
-from minidl.keras import (activations, callbacks, initializers, layers, losses, metrics, models,
-                          optimizers, preprocessing, utils)
+from minidl.keras import (activations, backend, callbacks, initializers, layers, losses, metrics,
+                          models, optimizers, preprocessing, utils)
 from minidl.keras.layers import Input
-from minidl.keras.models import Sequential
+from minidl.keras.models import Model, Sequential
 
-__all__ = ["activations", "callbacks", "initializers", "layers", "losses", "metrics", "models",
-           "optimizers", "preprocessing", "utils", "Input", "Sequential"]
+__all__ = ["activations", "backend", "callbacks", "initializers", "layers", "losses", "metrics",
+           "models", "optimizers", "preprocessing", "utils", "Input", "Model", "Sequential"]

@@ -127,6 +127,9 @@ class Metric:
         return self.total / self.count if self.count else 0.0
 
 
+_STATEFUL_BY_NAME: dict = {}
+
+
 class BinaryAccuracy(Metric):
     fn = staticmethod(binary_accuracy)
 
@@ -148,9 +151,21 @@ class SparseCategoricalAccuracy(Metric):
         super().__init__(name)
 
 
+def stateful(identifier: Any) -> Any:
+    """The metric object when ``identifier`` is a stateful metric (its result is not a mean of
+    per-sample values: Precision, Recall, AUC), else None."""
+    if isinstance(identifier, str):
+        identifier = _STATEFUL_BY_NAME.get(identifier)
+        return identifier() if identifier is not None else None
+    return identifier if getattr(identifier, "stateful", False) else None
+
+
 def get(identifier: Any) -> Tuple[str, Callable[[Any, Any], Any]]:
     """``(logged name, per-sample function)`` for a metric name, a ``Metric`` object, a ``Loss``
     object or a function of your own (logged under its ``__name__``)."""
+    found = stateful(identifier)
+    if found is not None:
+        return (identifier if isinstance(identifier, str) else found.name), found.batch_update
     if isinstance(identifier, str):
         try:
             return identifier, _BY_NAME[identifier]

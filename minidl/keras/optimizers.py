@@ -10,6 +10,10 @@
     RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7)
         → optim.RMSprop(alpha=ρ, eps_inside_sqrt=True): Keras divides by √(v + ε).
 
+Keras 2 arguments: ``lr`` (the old name of ``learning_rate``) is accepted with a warning;
+``decay`` is Keras 2's time-based decay, lr_t = lr / (1 + decay·t) at step t (from 0), accepted
+with a warning because Keras ≥ 2.11 keeps it only in ``optimizers.legacy``.
+
 A Keras optimizer is created before the model has weights (``compile`` comes before the lazy
 build), so the ``minidl.optim`` optimizer is made on the first ``fit``; it keeps its state over
 later ``fit`` calls. ``clipnorm`` (per weight), ``clipvalue`` and ``global_clipnorm`` clip the
@@ -17,6 +21,7 @@ gradients before each step.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Iterable, List, Optional
 
 from minidl import optim
@@ -33,7 +38,19 @@ class Optimizer:
 
     def __init__(self, learning_rate: float, name: str, clipnorm: Optional[float] = None,
                  clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None,
-                 **kwargs: Any):
+                 lr: Optional[float] = None, decay: float = 0.0, **kwargs: Any):
+        if lr is not None:
+            warnings.warn("The `lr` argument is deprecated, use `learning_rate` instead.",
+                          UserWarning, stacklevel=3)
+            learning_rate = lr
+        if decay:
+            if decay < 0:
+                raise ValueError(f"decay must be >= 0, got {decay}")
+            warnings.warn(f"{type(self).__name__}: `decay` is Keras 2's time-based decay (lr / "
+                          f"(1 + decay·iterations)); Keras >= 2.11 has it only in "
+                          f"tf.keras.optimizers.legacy, and minidl follows that legacy rule.",
+                          UserWarning, stacklevel=3)
+        self.decay = float(decay)
         for option, value in kwargs.items():
             if option not in _KERAS_ONLY:
                 raise TypeError(f"{type(self).__name__} got an unexpected keyword argument "
@@ -66,15 +83,22 @@ class Optimizer:
         self.core = self._make(params)
 
     @property
-    def learning_rate(self) -> float:
-        return self.core.param_groups[0]["lr"] if self.core is not None else self._learning_rate
+    def learning_rate(self) -> "LearningRate":
+        """The (base) learning rate; ``K.set_value(optimizer.lr, 0.01)`` or assigning changes
+        it. With ``decay``, each step uses lr / (1 + decay·iterations)."""
+        return LearningRate(self._learning_rate, self)
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
         self._learning_rate = float(value)
+        self._set_core_lr(self._learning_rate)
+
+    lr = learning_rate  # Keras 2's name
+
+    def _set_core_lr(self, value: float) -> None:
         if self.core is not None:
             for group in self.core.param_groups:
-                group["lr"] = float(value)
+                group["lr"] = value
 
     @property
     def iterations(self) -> int:
@@ -100,6 +124,8 @@ class Optimizer:
                 optim.clip_grad_norm([p], self.clipnorm)
         if self.global_clipnorm is not None:
             optim.clip_grad_norm(self._params, self.global_clipnorm)
+        if self.decay:
+            self._set_core_lr(self._learning_rate / (1.0 + self.decay * core.steps))
         core.step()
 
     def state_dict(self) -> Dict[str, Any]:
@@ -109,11 +135,37 @@ class Optimizer:
         self._built().load_state_dict(state)
 
     def get_config(self) -> Dict[str, Any]:
-        return {"name": self.name, "learning_rate": self.learning_rate}
+        config = {"name": self.name, "learning_rate": self._learning_rate}
+        for option in ("clipnorm", "clipvalue", "global_clipnorm"):
+            if getattr(self, option) is not None:
+                config[option] = getattr(self, option)
+        if self.decay:
+            config["decay"] = self.decay
+        return config
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Optimizer":
+        return cls(**config)
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
         return f"{type(self).__name__}({settings})"
+
+
+class LearningRate(float):
+    """A learning rate read from an optimizer: a float that Keras 2 code can also change in place,
+    ``K.set_value(model.optimizer.lr, 0.01)`` (Keras 2 holds it in a variable)."""
+
+    def __new__(cls, value: float, optimizer: Optimizer) -> "LearningRate":
+        rate = super().__new__(cls, value)
+        rate.optimizer = optimizer
+        return rate
+
+    def assign(self, value: float) -> None:
+        self.optimizer.learning_rate = float(value)
+
+    def numpy(self) -> float:
+        return float(self)
 
 
 class Adam(Optimizer):

@@ -4,6 +4,10 @@ All take batch-first input ``x`` of shape (batch, time, features) and an optiona
 shape (batch, time) — 1 for real steps, 0 for padding. A masked step leaves the state unchanged
 and repeats the previous output (Keras' ``mask_zero``), so with pre-padding the result equals
 running on the unpadded sequence.
+
+``recurrent_dropout`` (Keras'): while training, one dropout mask per sequence multiplies the
+previous h where it enters the recurrent matmul (h W_h), the same mask at every step; the state
+itself is not dropped. It runs the step-by-step path.
 """
 from __future__ import annotations
 
@@ -37,6 +41,14 @@ def _check_input(name: str, x: Tensor, input_size: int) -> None:
     if x.ndim != 3 or x.shape[2] != input_size:
         raise ValueError(f"{name}: input must have shape (batch, time, {input_size}), got "
                          f"{x.shape}")
+
+
+def recurrent_dropout_mask(x: Tensor, hidden_size: int, p: float, training: bool) -> Optional[Any]:
+    """The (B, H) inverted-dropout mask for h in the recurrent matmul, or None when not used."""
+    if not p or not training:
+        return None
+    xp = backend.get_array_module(x.data)
+    return F.dropout(Tensor(xp.ones((x.shape[0], hidden_size), dtype=x.dtype)), p, True).data
 
 
 def _keep_where_masked(new: Tensor, old: Tensor, m: Optional[Tensor]) -> Tensor:
@@ -100,10 +112,12 @@ class LSTM(Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int, fast: bool = True,
-                 dtype: Any = "float32", device: Optional[str] = None):
+                 dtype: Any = "float32", device: Optional[str] = None,
+                 recurrent_dropout: float = 0.0):
         super().__init__()
         self.cell = LSTMCell(input_size, hidden_size, dtype, device)
         self.input_size, self.hidden_size, self.fast = input_size, hidden_size, fast
+        self.recurrent_dropout = recurrent_dropout
 
     def forward(self, x: Tensor, state: Optional[Tuple[Tensor, Tensor]] = None,
                 mask: Any = None) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
@@ -116,22 +130,32 @@ class LSTM(Module):
             state = (zeros, zeros)
         m = mask_array(mask, x)
         cell = self.cell
-        if self.fast:
+        h_mask = recurrent_dropout_mask(x, self.hidden_size, self.recurrent_dropout,
+                                        self.training)
+        if self.fast and h_mask is None:
             outputs, h, c = LSTMFunction(m)(x, state[0], state[1], cell.W_x, cell.W_h, cell.b)
             return outputs, (h, c)
-        return _unroll(cell, x, state, m)
+        return _unroll(cell, x, state, m, h_mask)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, fast={self.fast}"
 
 
-def _unroll(cell: Module, x: Tensor, state: Any, mask: Optional[Any]):
-    """Apply ``cell`` to each time step; the readable reference for every recurrent layer."""
+def _unroll(cell: Module, x: Tensor, state: Any, mask: Optional[Any],
+            h_mask: Optional[Any] = None):
+    """Apply ``cell`` to each time step; the readable reference for every recurrent layer.
+    ``h_mask``: recurrent dropout, applied to h where it enters the recurrent matmul."""
     outputs = []
     lstm = isinstance(state, tuple)
+    h_mask = None if h_mask is None else Tensor(h_mask)
     for t in range(x.shape[1]):
         m = None if mask is None else Tensor(mask[:, t:t + 1])
-        new = cell(x[:, t], state)
+        if h_mask is None:
+            new = cell(x[:, t], state)
+        elif lstm:  # the LSTM uses h only in the matmul
+            new = cell(x[:, t], (state[0] * h_mask, state[1]))
+        else:
+            new = cell(x[:, t], state, h_recurrent=state * h_mask)
         if lstm:
             state = (_keep_where_masked(new[0], state[0], m),
                      _keep_where_masked(new[1], state[1], m))
@@ -163,10 +187,11 @@ class GRUCell(Module):
         self.b_x = Parameter(init.zeros((3 * H,), dtype, device))
         self.b_h = Parameter(init.zeros((3 * H,), dtype, device))
 
-    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+    def forward(self, x: Tensor, h: Tensor, h_recurrent: Optional[Tensor] = None) -> Tensor:
+        """``h_recurrent``: h as it enters the recurrent matmul (h with recurrent dropout)."""
         H = self.hidden_size
         zx = x @ self.W_x + self.b_x
-        zh = h @ self.W_h + self.b_h
+        zh = (h if h_recurrent is None else h_recurrent) @ self.W_h + self.b_h
         r = F.sigmoid(zx[:, :H] + zh[:, :H])
         z = F.sigmoid(zx[:, H:2 * H] + zh[:, H:2 * H])
         n = F.tanh(zx[:, 2 * H:] + r * zh[:, 2 * H:])
@@ -190,7 +215,8 @@ class RNNCell(Module):
                                              device=device))
         self.b = Parameter(init.zeros((hidden_size,), dtype, device))
 
-    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+    def forward(self, x: Tensor, h: Tensor, h_recurrent: Optional[Tensor] = None) -> Tensor:
+        h = h if h_recurrent is None else h_recurrent
         return F.tanh(x @ self.W_x + h @ self.W_h + self.b)
 
     def extra_repr(self) -> str:
@@ -201,10 +227,11 @@ class _SingleStateRNN(Module):
     cell_type: type = Module
 
     def __init__(self, input_size: int, hidden_size: int, dtype: Any = "float32",
-                 device: Optional[str] = None):
+                 device: Optional[str] = None, recurrent_dropout: float = 0.0):
         super().__init__()
         self.cell = self.cell_type(input_size, hidden_size, dtype, device)
         self.input_size, self.hidden_size = input_size, hidden_size
+        self.recurrent_dropout = recurrent_dropout
 
     def forward(self, x: Tensor, state: Optional[Tensor] = None,
                 mask: Any = None) -> Tuple[Tensor, Tensor]:
@@ -214,7 +241,9 @@ class _SingleStateRNN(Module):
         if state is None:
             xp = backend.get_array_module(x.data)
             state = Tensor(xp.zeros((x.shape[0], self.hidden_size), dtype=x.dtype))
-        return _unroll(self.cell, x, state, mask_array(mask, x))
+        h_mask = recurrent_dropout_mask(x, self.hidden_size, self.recurrent_dropout,
+                                        self.training)
+        return _unroll(self.cell, x, state, mask_array(mask, x), h_mask)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"

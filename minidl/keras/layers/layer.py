@@ -84,6 +84,45 @@ def initialise(param: nn.Parameter, initializer: Any, default: str) -> None:
                                                device=param.device)
 
 
+class Node:
+    """One call of a layer in a functional model: the layer, the symbolic tensors it was called
+    on, and those it returned."""
+
+    def __init__(self, layer: "Layer", inputs: List["KerasTensor"], outputs_shape: Any,
+                 dtype: str = "float32"):
+        self.layer, self.inputs = layer, inputs
+        shapes = outputs_shape if isinstance(outputs_shape, list) else [outputs_shape]
+        self.outputs = [KerasTensor(tuple(shape), dtype, self, i) for i, shape in enumerate(shapes)]
+        self.several = isinstance(outputs_shape, list)
+
+    def returned(self) -> Any:
+        return list(self.outputs) if self.several else self.outputs[0]
+
+
+class KerasTensor:
+    """A symbolic tensor of the functional API: what ``Input(...)`` and a layer called on one
+    return. It has a ``shape`` (batch axis ``None``) and a ``dtype``, and remembers the layer
+    call that made it, so that ``Model(inputs, outputs)`` can replay the graph on data."""
+
+    def __init__(self, shape: Shape, dtype: str, node: Node, index: int = 0):
+        self.shape, self.dtype, self.node, self.index = shape, dtype, node, index
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return (f"<KerasTensor shape={self.shape}, dtype={self.dtype}, "
+                f"name={self.node.layer.name!r}>")
+
+
+def is_symbolic(x: Any) -> bool:
+    """A KerasTensor, or a list/tuple of them (the inputs of a merge layer)."""
+    if isinstance(x, (list, tuple)):
+        return bool(x) and all(isinstance(t, KerasTensor) for t in x)
+    return isinstance(x, KerasTensor)
+
+
 class Layer(nn.Module):
     """Base class of Keras layers: a Module that builds its weights on the first input.
 
@@ -97,11 +136,14 @@ class Layer(nn.Module):
     min_ndim: Optional[int] = None
     rank_hint = ""
     autocast = True  # integer inputs become float32, as Keras casts them (not for Embedding)
+    takes_list = False  # merge layers (Concatenate, Add, ...) take a list of inputs
 
     def __init__(self, trainable: bool = True, name: Optional[str] = None,
                  dtype: Any = None, input_shape: Optional[Sequence[Optional[int]]] = None,
                  batch_input_shape: Optional[Sequence[Optional[int]]] = None,
-                 **kwargs: Any):
+                 input_dim: Optional[int] = None, **kwargs: Any):
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)  # Keras 2: Dense(32, input_dim=784)
         for option in _UNSUPPORTED:
             if kwargs.pop(option, None) is not None:
                 raise NotImplementedError(f"{type(self).__name__}: {option} is not supported "
@@ -120,6 +162,7 @@ class Layer(nn.Module):
         self._trainable = bool(trainable)
         self._build_device: Optional[str] = None
         self._last_dim: Optional[int] = None
+        self._shapes: Optional[Tuple[Shape, Any]] = None  # (input, output) of the last build_for
         if batch_input_shape is not None:
             self.batch_input_shape: Optional[Shape] = tuple(batch_input_shape)
         elif input_shape is not None:
@@ -153,6 +196,28 @@ class Layer(nn.Module):
             raise ValueError(f'Input 0 of layer "{self.name}" is incompatible with the layer: '
                              f'expected axis -1 of input shape to have value {self._last_dim}, '
                              f'but received input with shape {input_shape}')
+        self._shapes = ((None,) + input_shape[1:], None)
+
+    def _seen(self) -> Tuple[Shape, Any]:
+        if self._shapes is None:
+            raise AttributeError(f"The layer {self.name!r} has never been called and thus has no "
+                                 f"defined input or output shape.")
+        input_shape, output_shape = self._shapes
+        if output_shape is None:
+            output_shape = self.compute_output_shape(input_shape)
+            self._shapes = (input_shape, output_shape)
+        return input_shape, output_shape
+
+    @property
+    def input_shape(self) -> Shape:
+        """The input shape the layer was last built or called with (batch axis ``None``);
+        AttributeError before, as Keras 2."""
+        return self._seen()[0]
+
+    @property
+    def output_shape(self) -> Any:
+        """The output shape for ``input_shape`` (Keras 2's ``layer.output_shape``)."""
+        return self._seen()[1]
 
     def compute_output_shape(self, input_shape: Shape) -> Any:
         return tuple(input_shape)
@@ -165,6 +230,22 @@ class Layer(nn.Module):
         """Check a whole data set before training or prediction (first layer only)."""
 
     # -- running
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """On data: ``forward``. On a ``KerasTensor`` (the functional API): build the layer for
+        its shape and return the symbolic output(s)."""
+        inputs = args[0] if args else kwargs.get("inputs")
+        if is_symbolic(inputs):
+            return self.call_symbolic(inputs)
+        return self.forward(*args, **kwargs)
+
+    def call_symbolic(self, inputs: Any) -> Any:
+        if not isinstance(inputs, KerasTensor):
+            raise TypeError(f"layer {self.name!r} takes one input; merge several with "
+                            f"Concatenate() or Add() first")
+        self.build_for(inputs.shape)
+        node = Node(self, [inputs], self.compute_output_shape(inputs.shape))
+        return node.returned()
+
     def call(self, x: Tensor, mask: Any = None) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.call")
 
@@ -227,21 +308,36 @@ class Layer(nn.Module):
 
 
 class InputLayer(Layer):
-    """The declared input of a model: ``Sequential([Input(shape=(10,)), ...])``."""
+    """The declared input of a model: ``Sequential([Input(shape=(10,)), ...])``.
+
+    ``dtype`` is the dtype of the data fed in (Keras' ``Input(shape=(100,), dtype='int32')`` for
+    token ids); floating data becomes float32, integer data stays integer, whatever is declared.
+    """
 
     def __init__(self, shape: Optional[Sequence[Optional[int]]] = None,
-                 batch_size: Optional[int] = None, name: Optional[str] = None, **kwargs: Any):
+                 batch_size: Optional[int] = None, name: Optional[str] = None,
+                 dtype: Any = None, sparse: Optional[bool] = None, **kwargs: Any):
+        if sparse:
+            raise NotImplementedError("Input: sparse inputs are not supported by minidl.keras")
         if shape is None and "batch_input_shape" not in kwargs and "input_shape" not in kwargs:
             raise ValueError("Input needs a shape, e.g. Input(shape=(10,))")
         if shape is not None:
+            if isinstance(shape, (int, np.integer)):
+                shape = (shape,)
             kwargs["batch_input_shape"] = (batch_size,) + tuple(shape)
         super().__init__(name=name or unique_name("input_layer"), **kwargs)
+        self.input_dtype = np.dtype(dtype or "float32").name
 
     def call(self, x: Tensor, mask: Any = None) -> Tensor:
         return x
 
 
 def Input(shape: Optional[Sequence[Optional[int]]] = None, batch_size: Optional[int] = None,
-          name: Optional[str] = None, dtype: Any = None, **kwargs: Any) -> InputLayer:
-    """The input of a Sequential model (shape without the batch axis): ``Input(shape=(10,))``."""
-    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype, **kwargs)
+          name: Optional[str] = None, dtype: Any = None, **kwargs: Any) -> KerasTensor:
+    """The input of a model (shape without the batch axis): ``Input(shape=(10,))``,
+    ``Input(shape=(None,), dtype='int32')`` for token ids of any length.
+
+    Returns a symbolic ``KerasTensor``: call layers on it and give both ends to
+    ``Model(inputs, outputs)``, or put it first in a ``Sequential``."""
+    layer = InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype, **kwargs)
+    return Node(layer, [], layer.batch_input_shape, layer.input_dtype).returned()

@@ -42,8 +42,7 @@ class _Recurrent(Layer):
                  go_backwards: bool, stateful: bool, **kwargs: Any):
         super().__init__(**kwargs)
         unsupported = {"activation": activation != "tanh", "use_bias": not use_bias,
-                       "recurrent_dropout": recurrent_dropout != 0, "go_backwards": go_backwards,
-                       "stateful": stateful}
+                       "go_backwards": go_backwards, "stateful": stateful}
         for option, used in unsupported.items():
             if used:
                 raise NotImplementedError(f"{type(self).__name__}: minidl.keras implements "
@@ -51,9 +50,10 @@ class _Recurrent(Layer):
         if not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"{type(self).__name__}: units must be a positive integer, got "
                              f"{units!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{type(self).__name__}: dropout must be in [0, 1), got {dropout}")
-        self.units, self.dropout = int(units), dropout
+        for what, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{type(self).__name__}: {what} must be in [0, 1), got {rate}")
+        self.units, self.dropout, self.recurrent_dropout = int(units), dropout, recurrent_dropout
         self.return_sequences, self.return_state = return_sequences, return_state
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
@@ -69,8 +69,9 @@ class _Recurrent(Layer):
         if features is None:
             raise ValueError(f"The last dimension of the inputs to {self.name!r} should be "
                              f"defined. Found None.")
-        setattr(self, self.core_name, self.core_class(features, self.units,
-                                                      device=self._build_device))
+        setattr(self, self.core_name, self.core_class(
+            features, self.units, device=self._build_device,
+            recurrent_dropout=self.recurrent_dropout))
         cell = self.core.cell
         initialise(cell.W_x, self.kernel_initializer, "glorot_uniform")
         initialise(cell.W_h, self.recurrent_initializer, "orthogonal")
