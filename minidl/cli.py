@@ -7,9 +7,17 @@ Run ``minidl --help`` for the list. Every sub-command imports what it needs when
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import List, Optional
+
+DESCRIPTION = ("minidl: a deep-learning framework written from scratch on NumPy, for teaching. "
+               "Train σ(Wx+b) layers on XOR, run the lessons, export and grade the exercises, "
+               "pretrain a small GPT and fine-tune it on Chinese reviews.")
+EPILOG = ("Run 'minidl COMMAND --help' for the options of a command. A failure prints one line "
+          "and exits with status 1 (2 for bad arguments); --debug, or the environment variable "
+          "MINIDL_DEBUG=1, shows the Python traceback instead.")
 
 
 def xor(args: argparse.Namespace) -> int:
@@ -105,8 +113,9 @@ def lesson(args: argparse.Namespace) -> int:
     folder = _lessons_folder()
     files = sorted(folder.glob("[0-9][0-9]_*.py")) if folder.is_dir() else []
     if not files:
-        print("minidl lesson: the lessons ship with minidl's source, not with the installed "
-              f"package; run this from a checkout (looked in {folder})", file=sys.stderr)
+        print("minidl lesson: error: the lessons ship with minidl's source, not with the "
+              "installed package; run this from a checkout "
+              f"(looked in {folder})", file=sys.stderr)
         return 2
     if args.number is None:
         for path in files:
@@ -114,15 +123,35 @@ def lesson(args: argparse.Namespace) -> int:
         return 0
     chosen = [p for p in files if int(p.name[:2]) == args.number]
     if not chosen:
-        print(f"minidl lesson: no lesson {args.number}; there are lessons "
+        print(f"minidl lesson: error: no lesson {args.number}; there are lessons "
               f"{int(files[0].name[:2])} to {int(files[-1].name[:2])}", file=sys.stderr)
         return 2
     return subprocess.call([sys.executable, str(chosen[0])])
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number ≥ 1 (``--steps 0`` or ``-5`` is a usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value}")
+    return value
+
+
+def _version() -> str:
+    from minidl import __version__
+    return f"minidl {__version__}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minidl", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="minidl", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of a failure (or set MINIDL_DEBUG=1)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.subcommands = sub  # main() reports a bad --device with the command's usage
     p = sub.add_parser("demo", help="where pretraining pays: pretrained GPT vs scratch vs "
                                      "TF-IDF by label budget, on Chinese reviews")
     p.add_argument("--size", choices=["tiny", "small", "large"], default="small",
@@ -150,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain_app.add_arguments(p)
     p.set_defaults(run=pretrain)
     p = sub.add_parser("xor", help="train σ(Wx+b) layers on XOR and print the loss")
-    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--steps", type=positive_int, default=500)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=xor)
@@ -159,12 +188,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=lesson)
     from minidl.exercises.cli import add_subcommands
     add_subcommands(sub)   # minidl exercises export|list, minidl grade
+    for command in sub.choices.values():  # `minidl demo --debug` works as `minidl --debug demo`
+        try:
+            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                 help="show the Python traceback of a failure")
+        except argparse.ArgumentError:
+            pass  # the command has a --debug of its own
     return parser
 
 
+def _device_problem(device: str) -> Optional[str]:
+    """Why ``--device DEVICE`` cannot be used here, in command-line words; None if it can."""
+    from minidl import backend
+    name = str(device).lower()
+    if name == "gpu":
+        return "unknown device 'gpu': for a GPU use --device cuda"
+    if name not in backend.DEVICES:
+        return f"unknown device {device!r}: use --device cpu or --device cuda"
+    found = backend.DEVICES[name]
+    if not found.is_available():
+        return f"--device {name}: {found.unavailable_reason()}; use --device cpu"
+    return None
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.run(args)
+    """Run ``minidl ARGS``; returns the exit status. Bad arguments print the usage and one
+    error line (status 2, argparse's convention); a failure during the work prints one line
+    (status 1; 130 after Ctrl-C) unless ``--debug`` or ``MINIDL_DEBUG=1`` asks for the
+    traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False) or \
+        os.environ.get("MINIDL_DEBUG", "").strip() not in ("", "0")
+    command = parser.subcommands.choices[args.command]
+    if getattr(args, "device", None) is not None:
+        problem = _device_problem(args.device)
+        if problem:
+            command.print_usage(sys.stderr)
+            print(f"{command.prog}: error: {problem}", file=sys.stderr)
+            return 2
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"\n{command.prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # one line for the user; --debug for the developer
+        if debug:
+            raise
+        print(f"{command.prog}: error: {_one_line(error)} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
