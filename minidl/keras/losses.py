@@ -4,10 +4,27 @@ Keras' argument order: ``loss(y_true, y_pred)``. The functions return one loss p
 mean over the last axis), as Keras' do; the classes (``BinaryCrossentropy()``, ...) and
 ``model.compile(loss=...)`` reduce that to the mean over the batch.
 
-    binary_crossentropy       −[y ln p + (1 − y) ln(1 − p)], p clipped to [1e-7, 1 − 1e-7]
+    binary_crossentropy       −[y ln(p + ε) + (1 − y) ln(1 − p + ε)], p clipped to [ε, 1 − ε]
+                              (Keras 2's form, ε = 1e-7: see below)
     categorical_crossentropy  −Σ y ln p over classes (p renormalised to sum to 1, then clipped)
     sparse_categorical_crossentropy   the same with integer class labels
     mean_squared_error (mse)  mean (p − y)²        mean_absolute_error (mae)  mean |p − y|
+    mean_absolute_percentage_error (mape)   mean 100·|y − p| / max(|y|, ε)
+    mean_squared_logarithmic_error (msle)   mean (ln(max(p, ε) + 1) − ln(max(y, ε) + 1))²
+    hinge, squared_hinge      mean max(1 − y·p, 0) (squared); labels 0/1 become −1/1
+    kl_divergence (kld)       Σ ỹ ln(ỹ / p̃), both clipped to [ε, 1]
+    poisson                   mean p − y ln(p + ε)
+    log_cosh (logcosh)        mean ln cosh(p − y)
+    huber (huber_loss)        mean ½d² for |d| ≤ δ, else δ(|d| − ½δ); δ = 1
+    cosine_similarity         −Σ ŷ·p̂ with ŷ, p̂ the L2-normalised rows
+
+The math of each is in ``minidl.functions`` (``elementwise_loss.py``), with its gradient checked.
+
+**Binary cross-entropy follows Keras 2** (tf.keras): probabilities are clipped to [ε, 1 − ε]
+*and* ε is added inside both logarithms, so ``binary_crossentropy([[0],[1],[1],[0],[1]],
+[[.1],[.8],[1.],[0.],[1e-9]])`` is ``[0.10536, 0.22314, -0, -0, 15.4249]`` as in Keras 2.
+Keras 3 (and ``F.binary_cross_entropy``) only clip, giving 1.19e-7 for the saturated rows and
+16.1181 for the last.
 
 ``from_logits=True`` takes scores before the sigmoid/softmax and uses the stable
 log-sigmoid/log-softmax forms. Targets of rank one less than the prediction with a last axis of
@@ -20,6 +37,7 @@ from typing import Any, Callable, Optional, Tuple, Union
 from minidl import backend
 from minidl import functions as F
 from minidl.autograd import Tensor, as_tensor
+from minidl.functions import elementwise_loss as EL
 from minidl.functions.indices import checked_indices
 from minidl.functions.loss import EPSILON
 
@@ -55,7 +73,8 @@ def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
     """Binary cross-entropy per sample. Shape: (n, ..., k) -> (n, ...).
 
     ``label_smoothing`` moves targets towards 0.5: y ← y·(1 − ls) + ls/2.
-    Stability: p is clipped to [1e-7, 1 − 1e-7] (Keras' ε); from logits it never overflows.
+    Stability: p is clipped to [1e-7, 1 − 1e-7] and ε is added inside the logarithms, as
+    Keras 2 (module docstring); from logits it never overflows.
     """
     y_true, y_pred = _tensors(y_true, y_pred)
     _check_same_shape("binary_crossentropy", y_true, y_pred)
@@ -63,7 +82,7 @@ def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False,
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
         return F.binary_cross_entropy_with_logits(y_pred, y_true, "none").mean(axis=axis)
-    return F.binary_cross_entropy(y_pred, y_true, "none").mean(axis=axis)
+    return EL.clipped_binary_cross_entropy(y_pred, y_true).mean(axis=axis)
 
 
 _CATEGORICAL_HINT = (" (y_true must be one-hot encoded; for integer class labels use "
@@ -149,8 +168,82 @@ def mean_absolute_error(y_true: Any, y_pred: Any) -> Tensor:
     return (F.relu(difference) + F.relu(-difference)).mean(axis=-1)
 
 
+def _per_sample(name: str, elementwise: Callable[[Tensor, Any], Tensor], y_true: Any,
+                y_pred: Any) -> Tensor:
+    y_true, y_pred = _tensors(y_true, y_pred)
+    _check_same_shape(name, y_true, y_pred)
+    return elementwise(y_pred, y_true).mean(axis=-1)
+
+
+def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> Tensor:
+    """mean(100·|y − p| / max(|y|, ε)) over the last axis. Shape: (n, ..., k) -> (n, ...)."""
+    return _per_sample("mean_absolute_percentage_error", EL.absolute_percentage_error, y_true,
+                       y_pred)
+
+
+def mean_squared_logarithmic_error(y_true: Any, y_pred: Any) -> Tensor:
+    """mean((ln(max(p, ε) + 1) − ln(max(y, ε) + 1))²) over the last axis."""
+    return _per_sample("mean_squared_logarithmic_error", EL.squared_log_error, y_true, y_pred)
+
+
+def _signed_labels(y_true: Tensor) -> Tensor:
+    """Keras' hinge labels: 0/1 labels become −1/1 (labels already −1/1 are kept)."""
+    data = y_true.data
+    if bool(((data == 0) | (data == 1)).all()):
+        return Tensor(data * 2 - 1)
+    return y_true
+
+
+def hinge(y_true: Any, y_pred: Any) -> Tensor:
+    """mean(max(1 − y·p, 0)) over the last axis; labels 0/1 are read as −1/1."""
+    y_true, y_pred = _tensors(y_true, y_pred)
+    _check_same_shape("hinge", y_true, y_pred)
+    return EL.hinge(y_pred, _signed_labels(y_true)).mean(axis=-1)
+
+
+def squared_hinge(y_true: Any, y_pred: Any) -> Tensor:
+    """mean(max(1 − y·p, 0)²) over the last axis; labels 0/1 are read as −1/1."""
+    y_true, y_pred = _tensors(y_true, y_pred)
+    _check_same_shape("squared_hinge", y_true, y_pred)
+    return EL.squared_hinge(y_pred, _signed_labels(y_true)).mean(axis=-1)
+
+
+def kl_divergence(y_true: Any, y_pred: Any) -> Tensor:
+    """Σ ỹ ln(ỹ / p̃) over the last axis, both clipped to [ε, 1]."""
+    y_true, y_pred = _tensors(y_true, y_pred)
+    _check_same_shape("kl_divergence", y_true, y_pred)
+    return EL.kl_divergence(y_pred, y_true).sum(axis=-1)
+
+
+def poisson(y_true: Any, y_pred: Any) -> Tensor:
+    """mean(p − y ln(p + ε)) over the last axis."""
+    return _per_sample("poisson", EL.poisson, y_true, y_pred)
+
+
+def log_cosh(y_true: Any, y_pred: Any) -> Tensor:
+    """mean(ln cosh(p − y)) over the last axis."""
+    return _per_sample("log_cosh", EL.log_cosh, y_true, y_pred)
+
+
+def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> Tensor:
+    """mean over the last axis of ½d² (|d| ≤ δ) or δ(|d| − ½δ), d = p − y."""
+    return _per_sample("huber", lambda p, y: EL.huber(p, y, delta), y_true, y_pred)
+
+
+def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> Tensor:
+    """−Σ ŷ·p̂ over ``axis`` (L2-normalised rows): −1 for the same direction, as Keras' loss."""
+    y_true, y_pred = _tensors(y_true, y_pred)
+    _check_same_shape("cosine_similarity", y_true, y_pred)
+    return -EL.cosine_similarity(y_pred, y_true, axis=axis)
+
+
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
+mape = MAPE = mean_absolute_percentage_error
+msle = MSLE = mean_squared_logarithmic_error
+kld = KLD = kullback_leibler_divergence = kl_divergence
+logcosh = log_cosh
+huber_loss = huber
 
 
 # ----------------------------------------------------------------------------- loss objects
@@ -229,7 +322,86 @@ class MeanAbsoluteError(Loss):
         super().__init__(reduction, name)
 
 
+class MeanAbsolutePercentageError(Loss):
+    fn = staticmethod(mean_absolute_percentage_error)
+
+    def __init__(self, reduction: Optional[str] = "sum_over_batch_size",
+                 name: str = "mean_absolute_percentage_error"):
+        super().__init__(reduction, name)
+
+
+class MeanSquaredLogarithmicError(Loss):
+    fn = staticmethod(mean_squared_logarithmic_error)
+
+    def __init__(self, reduction: Optional[str] = "sum_over_batch_size",
+                 name: str = "mean_squared_logarithmic_error"):
+        super().__init__(reduction, name)
+
+
+class Hinge(Loss):
+    fn = staticmethod(hinge)
+
+    def __init__(self, reduction: Optional[str] = "sum_over_batch_size", name: str = "hinge"):
+        super().__init__(reduction, name)
+
+
+class SquaredHinge(Loss):
+    fn = staticmethod(squared_hinge)
+
+    def __init__(self, reduction: Optional[str] = "sum_over_batch_size",
+                 name: str = "squared_hinge"):
+        super().__init__(reduction, name)
+
+
+class KLDivergence(Loss):
+    fn = staticmethod(kl_divergence)
+
+    def __init__(self, reduction: Optional[str] = "sum_over_batch_size",
+                 name: str = "kl_divergence"):
+        super().__init__(reduction, name)
+
+
+class Poisson(Loss):
+    fn = staticmethod(poisson)
+
+    def __init__(self, reduction: Optional[str] = "sum_over_batch_size", name: str = "poisson"):
+        super().__init__(reduction, name)
+
+
+class LogCosh(Loss):
+    fn = staticmethod(log_cosh)
+
+    def __init__(self, reduction: Optional[str] = "sum_over_batch_size", name: str = "log_cosh"):
+        super().__init__(reduction, name)
+
+
+class Huber(Loss):
+    fn = staticmethod(huber)
+
+    def __init__(self, delta: float = 1.0, reduction: Optional[str] = "sum_over_batch_size",
+                 name: str = "huber_loss"):
+        super().__init__(reduction, name, delta=delta)
+
+
+class CosineSimilarity(Loss):
+    fn = staticmethod(cosine_similarity)
+
+    def __init__(self, axis: int = -1, reduction: Optional[str] = "sum_over_batch_size",
+                 name: str = "cosine_similarity"):
+        super().__init__(reduction, name, axis=axis)
+
+
 _BY_NAME = {
+    "mean_absolute_percentage_error": mean_absolute_percentage_error,
+    "mape": mean_absolute_percentage_error, "MAPE": mean_absolute_percentage_error,
+    "mean_squared_logarithmic_error": mean_squared_logarithmic_error,
+    "msle": mean_squared_logarithmic_error, "MSLE": mean_squared_logarithmic_error,
+    "hinge": hinge, "squared_hinge": squared_hinge,
+    "kl_divergence": kl_divergence, "kld": kl_divergence, "KLD": kl_divergence,
+    "kullback_leibler_divergence": kl_divergence,
+    "poisson": poisson, "log_cosh": log_cosh, "logcosh": log_cosh,
+    "huber": huber, "huber_loss": huber, "cosine_similarity": cosine_similarity,
+    "MSE": mean_squared_error, "MAE": mean_absolute_error,
     "binary_crossentropy": binary_crossentropy,
     "categorical_crossentropy": categorical_crossentropy,
     "sparse_categorical_crossentropy": sparse_categorical_crossentropy,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence, Tuple
 
+import numpy as np
+
 from minidl import backend
 from minidl.autograd import Tensor, no_grad
 from minidl.keras import losses as _losses
@@ -97,7 +99,18 @@ _BY_NAME = {
     "mse": _loss_metric(_losses.mean_squared_error),
     "mean_absolute_error": _loss_metric(_losses.mean_absolute_error),
     "mae": _loss_metric(_losses.mean_absolute_error),
+    "mean_absolute_percentage_error": _loss_metric(_losses.mean_absolute_percentage_error),
+    "mape": _loss_metric(_losses.mean_absolute_percentage_error),
+    "mean_squared_logarithmic_error": _loss_metric(_losses.mean_squared_logarithmic_error),
+    "msle": _loss_metric(_losses.mean_squared_logarithmic_error),
+    "kl_divergence": _loss_metric(_losses.kl_divergence),
+    "kld": _loss_metric(_losses.kl_divergence),
+    "poisson": _loss_metric(_losses.poisson),
+    "hinge": _loss_metric(_losses.hinge),
+    "squared_hinge": _loss_metric(_losses.squared_hinge),
+    "log_cosh": _loss_metric(_losses.log_cosh), "logcosh": _loss_metric(_losses.log_cosh),
 }
+mape = MAPE = mean_absolute_percentage_error = _BY_NAME["mape"]
 
 
 # ----------------------------------------------------------------------------- metric objects
@@ -127,7 +140,128 @@ class Metric:
         return self.total / self.count if self.count else 0.0
 
 
-_STATEFUL_BY_NAME: dict = {}
+class StatefulMetric:
+    """A metric whose result is not a mean of per-sample values (Precision, Recall, AUC): it
+    keeps counts over batches. ``update_state(y_true, y_pred)``, ``result()``,
+    ``reset_state()``; calling it updates and returns the result, as Keras' metric objects.
+    During ``fit``, a callback puts ``result()`` into the logs (see ``models/model.py``)."""
+
+    stateful = True
+
+    def __init__(self, name: str):
+        self.name = name
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        raise NotImplementedError
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        raise NotImplementedError
+
+    def result(self) -> float:
+        raise NotImplementedError
+
+    def batch_update(self, y_true: Any, y_pred: Any) -> float:
+        """The function the training loop calls on each batch."""
+        self.update_state(y_true, y_pred)
+        return self.result()
+
+    def __call__(self, y_true: Any, y_pred: Any) -> float:
+        return self.batch_update(y_true, y_pred)
+
+    def reset_states(self) -> None:  # Keras 2's name
+        self.reset_state()
+
+
+def _confusion_counts(y_true: Any, y_pred: Any, thresholds: Any) -> Tuple[Any, Any, Any, Any]:
+    """True/false positives/negatives at each threshold (prediction > threshold is positive;
+    a non-zero label is positive, as Keras). Shape: thresholds (k,) -> four (k,) host arrays."""
+    y_true, y_pred = _arrays(y_true, y_pred)
+    xp = backend.get_array_module(y_pred)
+    positive = (y_true != 0).reshape(-1)
+    scores = y_pred.reshape(-1)
+    predicted = scores[None, :] > xp.asarray(thresholds, dtype=scores.dtype)[:, None]
+    tp = (predicted & positive[None, :]).sum(axis=1)
+    fp = (predicted & ~positive[None, :]).sum(axis=1)
+    fn = (~predicted & positive[None, :]).sum(axis=1)
+    tn = (~predicted & ~positive[None, :]).sum(axis=1)
+    return tuple(backend.to_numpy(c).astype("float64") for c in (tp, fp, fn, tn))
+
+
+def _ratio(numerator: Any, denominator: Any) -> Any:
+    """numerator / denominator, 0 where the denominator is 0 (Keras' divide_no_nan)."""
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, numerator / safe, 0.0)
+
+
+class Precision(StatefulMetric):
+    """TP / (TP + FP) over all batches seen, predictions > ``thresholds`` (0.5) counting as
+    positive; 0 while nothing has been predicted positive."""
+
+    def __init__(self, thresholds: float = 0.5, name: str = "precision", **kwargs: Any):
+        not_default = {k: v for k, v in kwargs.items() if v is not None}
+        if not_default:
+            raise NotImplementedError(f"Precision: {sorted(not_default)} are not supported")
+        self.thresholds = 0.5 if thresholds is None else float(thresholds)
+        super().__init__(name)
+
+    def reset_state(self) -> None:
+        self.true_positives = self.false_positives = self.false_negatives = 0.0
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        tp, fp, fn, _ = _confusion_counts(y_true, y_pred, [self.thresholds])
+        self.true_positives += float(tp[0])
+        self.false_positives += float(fp[0])
+        self.false_negatives += float(fn[0])
+
+    def result(self) -> float:
+        return float(_ratio(self.true_positives, self.true_positives + self.false_positives))
+
+
+class Recall(Precision):
+    """TP / (TP + FN) over all batches seen (threshold 0.5 as ``Precision``)."""
+
+    def __init__(self, thresholds: float = 0.5, name: str = "recall", **kwargs: Any):
+        super().__init__(thresholds, name, **kwargs)
+
+    def result(self) -> float:
+        return float(_ratio(self.true_positives, self.true_positives + self.false_negatives))
+
+
+class AUC(StatefulMetric):
+    """Area under the ROC curve, as Keras computes it: confusion counts at ``num_thresholds``
+    thresholds evenly spaced in [0, 1] (plus −ε and 1 + ε), accumulated over batches, and the
+    curve (false-positive rate, recall) integrated with the trapezoidal rule."""
+
+    def __init__(self, num_thresholds: int = 200, curve: str = "ROC",
+                 summation_method: str = "interpolation", name: str = "auc", **kwargs: Any):
+        if curve != "ROC" or summation_method != "interpolation":
+            raise NotImplementedError("AUC: minidl.keras implements curve='ROC' with "
+                                      "summation_method='interpolation' (Keras' defaults)")
+        not_default = {k: v for k, v in kwargs.items() if v not in (None, False)}
+        if not_default:
+            raise NotImplementedError(f"AUC: {sorted(not_default)} are not supported")
+        if num_thresholds < 2:
+            raise ValueError("AUC: num_thresholds must be > 1")
+        inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+        self.thresholds = np.array([-1e-7] + inner + [1.0 + 1e-7])
+        super().__init__(name)
+
+    def reset_state(self) -> None:
+        self.counts = np.zeros((4, len(self.thresholds)))
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        self.counts += np.stack(_confusion_counts(y_true, y_pred, self.thresholds))
+
+    def result(self) -> float:
+        tp, fp, fn, tn = self.counts
+        recall = _ratio(tp, tp + fn)
+        fp_rate = _ratio(fp, fp + tn)
+        return float(((fp_rate[:-1] - fp_rate[1:]) * (recall[:-1] + recall[1:]) / 2).sum())
+
+
+_STATEFUL_BY_NAME: dict = {"precision": Precision, "Precision": Precision, "recall": Recall,
+                           "Recall": Recall, "auc": AUC, "AUC": AUC}
 
 
 class BinaryAccuracy(Metric):
@@ -165,7 +299,7 @@ def get(identifier: Any) -> Tuple[str, Callable[[Any, Any], Any]]:
     object or a function of your own (logged under its ``__name__``)."""
     found = stateful(identifier)
     if found is not None:
-        return (identifier if isinstance(identifier, str) else found.name), found.batch_update
+        return found.name, found.batch_update
     if isinstance(identifier, str):
         try:
             return identifier, _BY_NAME[identifier]

@@ -9,6 +9,11 @@
           PyTorch's u ← μu + g with v = −lr·u, the same steps for a constant learning rate
     RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7)
         → optim.RMSprop(alpha=ρ, eps_inside_sqrt=True): Keras divides by √(v + ε).
+    Adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7) → optim.Adagrad
+    Adadelta(learning_rate=0.001, rho=0.95, epsilon=1e-7)                   → optim.Adadelta
+    Adamax(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)      → optim.Adamax
+    Nadam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)       → optim.NAdam
+    (Keras 2's rules, as in tf_keras ≥ 2.11; the names work as strings: compile('nadam')).
 
 Keras 2 arguments: ``lr`` (the old name of ``learning_rate``) is accepted with a warning;
 ``decay`` is Keras 2's time-based decay, lr_t = lr / (1 + decay·t) at step t (from 0), accepted
@@ -238,12 +243,79 @@ class RMSprop(Optimizer):
                 "epsilon": self.epsilon}
 
 
-_BY_NAME = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "rmsprop": RMSprop}
+class Adagrad(Optimizer):
+    """Adagrad with Keras' defaults: s₀ = 0.1, θ ← θ − lr·g/√(s + ε) (``optim.Adagrad`` with
+    ``eps_inside_sqrt``)."""
+
+    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7, name: str = "adagrad", **kwargs: Any):
+        super().__init__(learning_rate, name, **kwargs)
+        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+
+    def _make(self, params):
+        return optim.Adagrad(params, lr=self._learning_rate, eps=self.epsilon,
+                             initial_accumulator_value=self.initial_accumulator_value,
+                             eps_inside_sqrt=True)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon,
+                "initial_accumulator_value": self.initial_accumulator_value}
+
+
+class Adadelta(Optimizer):
+    """Adadelta with Keras' defaults (lr = 0.001, ρ = 0.95, ε = 1e-7); ``optim.Adadelta``."""
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.95, epsilon: float = 1e-7,
+                 name: str = "adadelta", **kwargs: Any):
+        super().__init__(learning_rate, name, **kwargs)
+        self.rho, self.epsilon = rho, epsilon
+
+    def _make(self, params):
+        return optim.Adadelta(params, lr=self._learning_rate, rho=self.rho, eps=self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adamax(Optimizer):
+    """Adamax with Keras' defaults and ε outside the max (``optim.Adamax(eps_outside_max=True)``):
+    u ← max(β₂u, |g|), θ ← θ − lr/(1−β₁ᵗ)·m/(u + ε)."""
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, name: str = "adamax", **kwargs: Any):
+        super().__init__(learning_rate, name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def _make(self, params):
+        return optim.Adamax(params, lr=self._learning_rate, betas=(self.beta_1, self.beta_2),
+                            eps=self.epsilon, eps_outside_max=True)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Nadam(Adamax):
+    """NAdam with Keras' defaults (lr = 0.001, ε = 1e-7); Keras 2's momentum schedule is
+    PyTorch's (``optim.NAdam``, ψ = 0.004)."""
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, name: str = "nadam", **kwargs: Any):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, name, **kwargs)
+
+    def _make(self, params):
+        return optim.NAdam(params, lr=self._learning_rate, betas=(self.beta_1, self.beta_2),
+                           eps=self.epsilon)
+
+
+_BY_NAME = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad,
+            "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam}
 
 
 def get(identifier: Any) -> Optimizer:
-    """An optimizer from a name (``'adam'``, ``'sgd'``, ``'rmsprop'``, ``'adamw'``; Keras'
-    defaults) or an ``Optimizer`` object (returned as is)."""
+    """An optimizer from a name (``'adam'``, ``'sgd'``, ``'rmsprop'``, ``'adamw'``,
+    ``'adagrad'``, ``'adadelta'``, ``'adamax'``, ``'nadam'``; Keras' defaults) or an
+    ``Optimizer`` object (returned as is)."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):

@@ -27,3 +27,9 @@ def clip_grad_value(params: Iterable[Tensor], clip_value: float) -> None:
     for p in params:
         if p.grad is not None:
             p.grad = Tensor(p.grad.data.clip(-clip_value, clip_value))
+
+
+# PyTorch's names (torch.nn.utils.clip_grad_norm_): the trailing underscore says "in place";
+# minidl replaces the gradients instead, with the same effect on the next step.
+clip_grad_norm_ = clip_grad_norm
+clip_grad_value_ = clip_grad_value

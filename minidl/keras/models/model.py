@@ -334,7 +334,7 @@ class Model(nn.Module):
             if found is None:
                 self.compiled_metrics.append(metrics_module.get(metric))
                 continue
-            name = metric if isinstance(metric, str) else found.name
+            name = found.name  # 'AUC' logs as 'auc', as Keras
             self.compiled_metrics.append((name, found.batch_update))
             self._stateful_metrics[name] = found
         self._compile_config = {"optimizer": optimizer, "loss": loss, "metrics": metrics}
