@@ -117,3 +117,28 @@ def test_same_seed_same_numbers(tiny_weights, tmp_path):
                          for r in rows]
     assert keep(first["rows"]) == keep(second["rows"])
     assert first["improvement"]["trials"] == second["improvement"]["trials"]
+
+
+@pytest.mark.slow  # about a minute: the TF-IDF reference is fitted on every training review
+def test_scaling_measures_every_kept_checkpoint(tmp_path):
+    from minidl.apps.pretrain import PretrainConfig, Run
+    from minidl.apps.scaling import measure
+    from minidl.data import load_reviews
+    reviews = load_reviews(split_seed=0)
+    texts = {"corpus_train": list(reviews.train.texts[:100]),
+             "corpus_val": list(reviews.train.texts[100:120]),
+             "reviews_train": list(reviews.train.texts[120:220]),
+             "reviews_val": list(reviews.val.texts[:20])}
+    folder = str(tmp_path / "run")
+    cfg = PretrainConfig(steps=2, batch=2, eval_every=1, eval_windows=1, checkpoint_every=1,
+                         keep_every=1, vocab=200, model=dict(context_length=24, d_model=8,
+                                                             n_layers=1, n_heads=2, dropout=0.0))
+    Run(folder, cfg, texts=texts, verbose=0).train()
+    result = measure(folder, verbose=0, probe_budgets=(40,), lora_budgets=(40,),
+                     steps={40: 2}, val_examples=30, test_examples=30, texts_for_run=texts)
+    assert [s["label"] for s in result["series"]] == ["linear probe, 40 labels",
+                                                     "LoRA, 40 labels"]
+    assert result["series"][0]["tokens"] == [2 * 24, 2 * 2 * 24]
+    assert {r["label"] for r in result["references"]} == {"TF-IDF + LR, 40 labels",
+                                                          "GPT from scratch, 40 labels"}
+    assert os.path.exists(os.path.join(folder, "scaling.json"))

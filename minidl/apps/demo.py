@@ -175,7 +175,8 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
              "test": list(reviews.test.texts)[:cfg.test_examples]}
     labels = {"train": reviews.train.labels, "val": reviews.val.labels[:cfg.val_examples],
               "test": reviews.test.labels[:cfg.test_examples]}
-    ids = {k: bundle_app.encode(tokenizer, t, cfg.maxlen) for k, t in texts.items()}
+    maxlen = min(cfg.maxlen, body.config.context_length)
+    ids = {k: bundle_app.encode(tokenizer, t, maxlen) for k, t in texts.items()}
 
     # the plan: every (budget, subset, method) run, and a cost estimate for the ETA
     plan = []
@@ -279,7 +280,7 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
         model = best_model.model
         md.nn.merge_lora(model)
         path = bundle_app.save_bundle(os.path.join(out, "classifier"), model, tokenizer,
-                                      cfg.maxlen, {"trial": best_name, "labels": len(indices),
+                                      maxlen, {"trial": best_name, "labels": len(indices),
                                                    "test": test})
         _say(f"saved the chosen classifier to {os.path.dirname(path)} — try: minidl predict "
              f"{os.path.dirname(path)} \"这个手机很好用\"")

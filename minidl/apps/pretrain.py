@@ -341,6 +341,10 @@ def export(run_folder: str, name: str, folder: Optional[str] = None,
         "log": log,
         "weights_dtype": "float16",
     }
+    scaling_path = os.path.join(run_folder, "scaling.json")
+    if os.path.exists(scaling_path):
+        with open(scaling_path, encoding="utf-8") as f:
+            provenance["scaling"] = json.load(f)
     with open(provenance_path, "w", encoding="utf-8") as f:
         json.dump(provenance, f, ensure_ascii=False, indent=1)
     return provenance
@@ -382,6 +386,9 @@ def add_arguments(parser) -> None:
                              "provenance as the shipped checkpoint NAME")
     parser.add_argument("--export-to", metavar="FOLDER", default=None,
                         help="folder for --export (default: minidl/models/weights)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="instead of training: measure downstream accuracy of every kept "
+                             "checkpoint (RUN/scaling.json; --export adds it to the provenance)")
     parser.add_argument("--from-checkpoint", default="checkpoint.npz",
                         help="which checkpoint of the run --export takes")
 
@@ -404,6 +411,11 @@ def config_from_arguments(args) -> PretrainConfig:
 
 def main(args) -> int:
     """``minidl pretrain OUT ...``: start or resume a run; print where it stands at the end."""
+    if args.scaling:
+        from minidl.apps.scaling import measure
+        result = measure(args.out)
+        print(f"wrote {os.path.join(args.out, 'scaling.json')} ({len(result['series'])} series)")
+        return 0
     if args.export:
         provenance = export(args.out, args.export, args.export_to, args.from_checkpoint)
         print(f"wrote {args.export}: step {provenance['steps']}, held-out perplexity "

@@ -1,0 +1,111 @@
+"""The scaling picture: downstream accuracy of a pretraining run's own checkpoints against the
+tokens they had seen — where pretraining starts to pay, and why more data and compute matter.
+
+    minidl pretrain RUN --scaling        # after a run with --keep-every N
+
+For each kept checkpoint (``checkpoint-NNNNNN.npz``) it measures, on the test split, the linear
+probe at 500 and 2,000 labels and LoRA at 500 labels (the demo's methods and recipes, label
+subset 0), plus the references that do not depend on pretraining: the TF-IDF baseline and
+the GPT trained from scratch at the same budgets. The result goes to ``RUN/scaling.json``;
+``--export`` copies it into the shipped checkpoint's provenance, and ``minidl demo`` and the
+lessons plot it. Choices inside each method (the probe's C, TF-IDF's C) use the validation
+split only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Dict, List
+
+import numpy as np
+
+import minidl as md
+from minidl.apps import finetune as ft
+from minidl.apps.bundle import encode
+from minidl.data import load_reviews
+
+MAXLEN, VAL_EXAMPLES, SEED = 64, 600, 0
+PROBE_BUDGETS, LORA_BUDGETS = (500, 2000), (500,)
+STEPS = {500: 60, 2000: 120}
+
+
+def measure(run_folder: str, verbose: int = 1, probe_budgets=PROBE_BUDGETS,
+            lora_budgets=LORA_BUDGETS, steps: Dict[int, int] = STEPS,
+            val_examples: int = VAL_EXAMPLES, test_examples: Any = None,
+            texts_for_run: Any = None) -> Dict[str, Any]:
+    """Measure every kept checkpoint of ``run_folder``; write and return ``scaling.json``.
+    (The keyword arguments shrink the measurement for tests.)"""
+    from minidl.apps.demo import subset
+    from minidl.apps.pretrain import REVIEW_SPLIT_SEED, Run
+
+    start = time.perf_counter()
+    run = Run(run_folder, verbose=0, texts=texts_for_run)
+    kept = sorted(f for f in os.listdir(run_folder) if f.startswith("checkpoint-"))
+    if not kept:
+        raise ValueError(f"{run_folder} has no kept checkpoints (checkpoint-NNNNNN.npz); "
+                         f"pretrain with --keep-every N")
+    reviews = load_reviews(split_seed=REVIEW_SPLIT_SEED)
+    texts = {"train": list(reviews.train.texts), "val": list(reviews.val.texts)[:val_examples],
+             "test": list(reviews.test.texts)[:test_examples]}
+    labels = {"train": reviews.train.labels, "val": reviews.val.labels[:val_examples],
+              "test": reviews.test.labels[:test_examples]}
+    maxlen = min(MAXLEN, run.model.config.context_length)
+    ids = {k: encode(run.tokenizer, v, maxlen) for k, v in texts.items()}
+    budgets = sorted(set(probe_budgets) | set(lora_budgets))
+    picked = {b: subset(labels["train"], b, SEED * 100) for b in budgets}
+    needed = np.unique(np.concatenate(list(picked.values())))
+    recipe = ft.Recipe()
+
+    def say(text: str) -> None:
+        if verbose:
+            print(f"[scaling {time.perf_counter() - start:5.0f} s] {text}", flush=True)
+
+    references: List[Dict[str, Any]] = []
+    for b in budgets:
+        predict = ft.tfidf_baseline([texts["train"][i] for i in picked[b]],
+                                    labels["train"][picked[b]], texts["val"], labels["val"],
+                                    texts["train"])
+        acc = ft.scores(labels["test"], predict(texts["test"]))["accuracy"]
+        references.append({"label": f"TF-IDF + LR, {b} labels", "test_accuracy": acc})
+        model = ft.finetune("scratch", ids["train"][picked[b]], labels["train"][picked[b]],
+                            steps[b], 32, SEED * 100, recipe, run.model)
+        acc = ft.scores(labels["test"], model.predict_proba(ids["test"]))["accuracy"]
+        references.append({"label": f"GPT from scratch, {b} labels", "test_accuracy": acc})
+        say(f"references at {b} labels: {references[-2]['test_accuracy']:.3f} (TF-IDF), "
+            f"{acc:.3f} (scratch)")
+
+    series: Dict[str, Dict[str, List[float]]] = {}
+    for name in kept:
+        state = md.load(os.path.join(run_folder, name))
+        run.model.load_state_dict(state["model"])
+        tokens = int(state["tokens"])
+        features = {k: ft.pooled_features(run.model, v) for k, v in ids.items() if k != "train"}
+        train_features = np.zeros((len(ids["train"]), features["val"].shape[1]))
+        train_features[needed] = ft.pooled_features(run.model, ids["train"][needed])
+        for b in probe_budgets:
+            probe = ft.fit_probe(train_features[picked[b]], labels["train"][picked[b]],
+                                 features["val"], labels["val"], SEED)
+            acc = ft.scores(labels["test"], probe.predict_proba(features["test"])[:, 1])
+            _add(series, f"linear probe, {b} labels", tokens, acc["accuracy"])
+        for b in lora_budgets:
+            model = ft.finetune("lora", ids["train"][picked[b]], labels["train"][picked[b]],
+                                steps[b], 32, SEED * 100, recipe, run.model)
+            acc = ft.scores(labels["test"], model.predict_proba(ids["test"]))
+            _add(series, f"LoRA, {b} labels", tokens, acc["accuracy"])
+        say(f"{name} ({tokens:,} tokens): " + ", ".join(
+            f"{k} {v['test_accuracy'][-1]:.3f}" for k, v in series.items()))
+    result = {"command": f"minidl pretrain {run_folder} --scaling",
+              "split": "test (choices inside each method on 600 validation texts)",
+              "series": [{"label": k, **v} for k, v in series.items()],
+              "references": references, "seconds": round(time.perf_counter() - start, 1)}
+    with open(os.path.join(run_folder, "scaling.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, ensure_ascii=False, indent=1)
+    return result
+
+
+def _add(series: Dict[str, Dict[str, List[float]]], label: str, tokens: int,
+         accuracy: float) -> None:
+    entry = series.setdefault(label, {"tokens": [], "test_accuracy": []})
+    entry["tokens"].append(tokens)
+    entry["test_accuracy"].append(float(accuracy))
