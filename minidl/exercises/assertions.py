@@ -1,58 +1,149 @@
 """The grader's assertion library: what the checks in ``checks.py`` are written with.
 
-A check gets a ``Context`` (the student's kit module, notes for the report) and either returns
-(pass) or raises ``CheckFailure`` with a message a student can act on: which input, which
-element, the expected value and theirs. The assertions here produce such messages:
+Each check has two halves that never share a process:
 
-- ``to_numeric_array``: what the student's code returned, as a NumPy array of numbers;
-- ``assert_close``: values against the reference, naming the worst element (and a transpose);
-- ``run_gradcheck``: ``md.gradcheck`` element-wise, its ``GradcheckError`` in the grader's words;
-- ``check_backward``: a ``Function``'s backward — count, shapes and values of its gradients for
-  a random upstream gradient, then ``md.gradcheck`` — with a diagnosis of a missing ``sum_to``
-  or a transposed gradient.
+- a **probe** runs in the grading worker, next to the student's code: it calls the student's
+  class or function on fixed inputs and records what comes back in a ``Recorder`` (values,
+  gradients, the inputs after the call — in-place changes show there);
+- a **judge** runs in the grader: it reads the recorded ``Outputs``, computes the expected
+  values itself with minidl's reference, and raises ``CheckFailure`` with a message a student
+  can act on: which output, which element, the expected value and theirs, and — in
+  ``diagnosis`` — the recognised mistake, without the formula.
 
-Everything is compared in float64, so the tolerances are tight and a wrong formula cannot hide
-behind rounding.
+Helpers for both halves: ``probe_function``/``judge_function`` check a ``Function``'s
+forward and backward (count, shapes and values of the gradients for a random upstream
+gradient, and that nothing was changed in place); ``assert_close`` compares values and names the
+worst element. Everything is compared in float64, so a wrong formula cannot hide behind
+rounding.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-import minidl as md
-from minidl.autograd import Tensor
-from minidl.exercises.registry import Exercise
+from minidl.exercises.protocol import Malformed, Returned, encode, plain, raised
 
 
 class CheckFailure(AssertionError):
-    """The student's code gives a wrong result. ``message`` says what and where; ``hint``
-    (optional) replaces the exercise's general hint with a more specific one."""
+    """The student's code gives a wrong result. ``message`` says what and where (expected vs
+    yours); ``diagnosis`` names the mistake when it is recognised (no formula, no code);
+    ``hint`` (optional) replaces the exercise's hint, shown only with ``--hints full``."""
 
-    def __init__(self, message: str, hint: Optional[str] = None):
+    def __init__(self, message: str, diagnosis: Optional[str] = None,
+                 hint: Optional[str] = None):
         super().__init__(message)
-        self.message, self.hint = message, hint
+        self.message, self.diagnosis, self.hint = message, diagnosis, hint
 
 
-class Context:
-    """What a check works with: the student's kit module, and notes for the report."""
+class KitProblem(Exception):
+    """Raised in the worker when the kit file lacks what the probe needs."""
 
-    def __init__(self, module: Any, exercise: Exercise):
-        self.module, self.exercise = module, exercise
-        self.notes: List[str] = []
-        self.case = ""  # the case being checked; an error in the student's code names it
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
-    def get(self, name: str) -> Any:
-        """The student's class or function ``name`` from the kit file."""
+
+class StudentError(Exception):
+    """The student's code raised where the judge expected an output; ``record`` is the
+    worker's description (kind, type, message, where, stub)."""
+
+    def __init__(self, record: Dict[str, Any]):
+        super().__init__(record.get("message", ""))
+        self.record = record
+
+
+# ============================================================================= worker side
+class Recorder:
+    """What a probe records: output name -> encoded value (see ``protocol.py``)."""
+
+    def __init__(self) -> None:
+        self.outputs: Dict[str, Any] = {}
+
+    def put(self, key: str, value: Any) -> None:
+        self.outputs[key] = encode(value)
+
+    def put_json(self, key: str, value: Any) -> None:
+        self.outputs[key] = plain(value)
+
+    def call(self, key: str, fn: Callable, *args: Any, catch: tuple = (), **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, recording what it returns under ``key``; an exception in
+        ``catch`` is recorded (and None returned), any other propagates to the worker."""
         try:
-            return getattr(self.module, name)
-        except AttributeError:
-            raise CheckFailure(f"{self.exercise.file} does not define `{name}` any more; keep "
-                               f"the names of the kit (the grader imports `{name}` from this "
-                               f"file)") from None
+            value = fn(*args, **kwargs)
+        except catch as error:
+            self.outputs[key] = raised(error)
+            return None
+        self.put(key, value)
+        return value
+
+
+def to_float64(value: Any) -> np.ndarray:
+    return np.array(getattr(value, "data", value), dtype=np.float64)
+
+
+# ============================================================================= grader side
+class Outputs:
+    """The outputs the worker sent for one exercise, read by its judge."""
+
+    def __init__(self, outputs: Dict[str, Returned], error: Optional[Dict[str, Any]] = None):
+        self.outputs, self.error = outputs, error
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.outputs
+
+    def get(self, key: str) -> Returned:
+        """The output ``key``; if the probe stopped before it because the student's code raised,
+        ``StudentError``; if it is missing otherwise, ``Malformed``."""
+        if key in self.outputs:
+            return self.outputs[key]
+        if self.error is not None:
+            raise StudentError(self.error)
+        raise Malformed(f"the output {key!r} is missing")
+
+    def array(self, key: str, what: str) -> np.ndarray:
+        """The output ``key`` as an array of numbers (its dtype kept), or a CheckFailure that
+        says what came back instead."""
+        return numeric(self.get(key), what)
+
+    def json(self, key: str) -> Any:
+        value = self.get(key)
+        if value.type != "json":
+            raise Malformed(f"the output {key!r} is not a JSON value")
+        return value.value
+
+
+def numeric(value: Returned, what: str) -> np.ndarray:
+    """A returned value as a NumPy array of numbers, or a CheckFailure naming what it was."""
+    if value.is_none:
+        raise CheckFailure(f"{what}: your code returned None (a missing `return`?)")
+    if value.type == "tuple":
+        raise CheckFailure(f"{what}: your code returned a tuple of {value.count} values; "
+                           f"expected one array")
+    if value.type == "raised":
+        raise Malformed(f"{what}: an exception where a value was expected")
+    if value.array is None:
+        raise CheckFailure(f"{what}: your code returned {value.type} ({value.bad}); expected "
+                           f"an array of numbers")
+    return value.array
+
+
+class Judgement:
+    """What a judge works with besides the outputs: the case being judged (an error of the
+    student's code names it) and notes for the report."""
+
+    def __init__(self, exercise: Any, earlier: Optional[Dict[str, Any]] = None):
+        self.exercise = exercise
+        self.earlier = earlier or {}  # id -> ExerciseResult of this kit, judged before
+        self.notes: List[str] = []
+        self.case = ""
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def failed(self, exercise_id: str) -> bool:
+        result = self.earlier.get(exercise_id)
+        return result is not None and not result.passed
 
 
 def _fmt(value: Any) -> str:
@@ -64,30 +155,15 @@ def _index(index: Sequence) -> tuple:
     return tuple(int(i) for i in index)
 
 
-def to_numeric_array(value: Any, what: str) -> np.ndarray:
-    """What the student's code returned, as a NumPy array of numbers (a Tensor is unwrapped).
-
-    ``what`` names the value in the failure: None (a missing ``return``?) and anything that is
-    not numbers (strings, objects) are a CheckFailure. The dtype is kept as it is.
-    """
-    if value is None:
-        raise CheckFailure(f"{what}: your code returned None (a missing `return`?)")
-    if isinstance(value, Tensor):
-        value = value.data
-    array = np.asarray(value)
-    if array.dtype.kind not in "biufc":
-        raise CheckFailure(f"{what}: your code returned {type(value).__name__} with dtype "
-                           f"{array.dtype}; expected an array of numbers")
-    return array
-
-
 def assert_close(what: str, got: Any, expected: Any, atol: float = 1e-8, rtol: float = 1e-6,
                  describe: Optional[Callable[[tuple], str]] = None, context: str = "") -> None:
     """Fail unless ``got`` equals ``expected`` elementwise (|got − expected| ≤ atol +
     rtol·|expected|), naming the worst element, both values and how many elements are wrong;
     ``context`` (which case) ends the message."""
     context = f", {context}" if context else ""
-    got = to_numeric_array(got, what)
+    if isinstance(got, Returned):
+        got = numeric(got, what)
+    got = np.asarray(got)
     expected = np.asarray(expected)
     if got.shape != expected.shape:
         raise CheckFailure(f"{what} has shape {got.shape}, expected {expected.shape}{context}")
@@ -105,112 +181,153 @@ def assert_close(what: str, got: Any, expected: Any, atol: float = 1e-8, rtol: f
     count = f" ({int(wrong.sum())} of {wrong.size} elements are wrong)" if wrong.size > 1 else ""
     message = (f"{what} is wrong{where}: expected {_fmt(truth[index])} vs yours "
                f"{_fmt(mine[index])}{count}{context}")
+    diagnosis = None
     if not np.isfinite(mine).all():
-        message += "; yours contains NaN or inf (an overflow, or log/sqrt of a negative number?)"
+        diagnosis = "yours contains NaN or inf (an overflow, or log/sqrt of a negative number?)"
     elif got.ndim >= 2 and got.shape[-1] == got.shape[-2] > 1 and \
             np.allclose(mine, truth.swapaxes(-1, -2), rtol=rtol, atol=atol):
-        message += "; yours is the transpose of the right one"
-    raise CheckFailure(message)
+        diagnosis = "yours is the transpose of the right one"
+    raise CheckFailure(message, diagnosis)
 
 
-def reword_gradcheck(error: md.GradcheckError) -> str:
-    """md.gradcheck's failure in the grader's words ('analytical' is the student's value):
-    'the gradient of A (input 0, shape (3, 3)) is wrong at element (1, 2): numerical 0.5 vs
-    yours -0.5'."""
-    shape = f"shape {error.shape}"
-    if error.input_index is None:  # a tensor of wrt=, e.g. a layer's parameter W_x
-        name = f"{error.input_name} ({shape})"
-    elif error.input_name:
-        name = f"{error.input_name} (input {error.input_index}, {shape})"
-    else:
-        name = f"input {error.input_index} ({shape})"
-    where = (f"at element {error.index}" if error.mode == "elementwise"
-             else "along a random direction")
-    return (f"the gradient of {name} is wrong {where}: numerical {error.numerical:.6g} vs "
-            f"yours {error.analytical:.6g}")
+def same(got: np.ndarray, expected: np.ndarray, rtol: float = 1e-6, atol: float = 1e-8) -> bool:
+    """Whether two arrays agree in shape and values (for recognising mistakes)."""
+    got, expected = np.asarray(got), np.asarray(expected)
+    return got.shape == expected.shape and bool(np.allclose(got.astype(np.float64),
+                                                            expected.astype(np.float64),
+                                                            rtol=rtol, atol=atol))
 
 
-def run_gradcheck(context: str, fn: Callable, *inputs: Any, wrt: Any = ()) -> None:
-    """``md.gradcheck`` element-wise (it names the worst element), as a CheckFailure."""
-    try:
-        md.gradcheck(fn, *inputs, wrt=wrt, mode="elementwise")
-    except md.GradcheckError as error:
-        raise CheckFailure(f"{reword_gradcheck(error)}, {context}") from None
-    except md.GradientError as error:
-        raise CheckFailure(f"backward failed {context}: {error}") from None
+def unchanged(out: Outputs, key: str, original: np.ndarray, message: str) -> None:
+    """Fail with ``message`` unless the recorded array ``key`` (an input after the call) still
+    equals ``original``."""
+    after = out.array(key, key)
+    if after.shape != np.shape(original) or not np.array_equal(after, original,
+                                                               equal_nan=True):
+        raise CheckFailure(message, "an input was changed in place")
 
 
+# ============================================================================= Functions
 def _broadcasts_to(shape: tuple, target: tuple) -> bool:
     if len(shape) > len(target):
         return False
     return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
 
 
-def _shape_problem(name: str, got: tuple, shape: tuple) -> str:
+def _shape_problem(name: str, got: tuple, shape: tuple) -> CheckFailure:
     message = (f"your backward returned a gradient of shape {got} for {name}, which has shape "
                f"{shape}; a gradient has its input's shape")
+    diagnosis = None
     if len(got) == len(shape) >= 2 and got[:-2] == shape[:-2] and got[-2:] == shape[-2:][::-1]:
-        message += " (yours looks transposed)"
+        diagnosis = "yours looks transposed"
     elif _broadcasts_to(shape, got):
-        message += (f" ({name} was broadcast to {got} in the forward pass: sum its gradient "
-                    f"back with sum_to(grad, {name}'s shape))")
-    return message
+        diagnosis = (f"{name} was broadcast to {got} in the forward pass, and its gradient was "
+                     f"not summed back to {name}'s shape")
+    return CheckFailure(message, diagnosis)
 
 
-def _as_tuple(value: Any) -> tuple:
-    return value if isinstance(value, tuple) else (value,)
-
-
-def check_backward(ctx: Context, context: str, make_student: Callable[[], md.Function],
-                   make_reference: Callable[[], md.Function], inputs: Sequence[np.ndarray],
-                   names: Sequence[str], describe: Optional[Callable[[str], Any]] = None,
-                   diagnose: Optional[Callable[[list, tuple], Optional[str]]] = None,
-                   seed: int = 0) -> None:
-    """Check a Function's backward: the count, shapes and values of the gradients it returns
-    for a random upstream gradient (against the reference), then ``md.gradcheck``.
-
-    ``context`` says which case, e.g. 'for Y = A @ B with A (3, 4) and B (4, 5)';
-    ``describe(name)`` may give a function that explains an element index of that input's
-    gradient; ``diagnose(yours, expected)`` may add a sentence to a wrong-value failure.
-    """
+def upstream_for(shapes: Sequence[tuple], seed: int) -> List[np.ndarray]:
+    """The random upstream gradients of a probe, one per output (the judge makes the same)."""
     rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape) for shape in shapes]
+
+
+def probe_function(rec: Recorder, key: str, make: Callable[[], Any], inputs: Sequence[Any],
+                   seed: int = 0) -> None:
+    """Worker side: run the student's Function on float64 leaves, then its backward with random
+    upstream gradients; record the outputs, the gradients, and the inputs and upstream
+    gradients as they are afterwards."""
+    from minidl.autograd import Tensor
+    leaves = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in inputs]
+    fn = make()
+    outputs = rec.call(f"{key}/forward", lambda: fn(*leaves))
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    upstream = upstream_for([np.shape(getattr(y, "data", y)) for y in outputs], seed)
+    rec.call(f"{key}/backward", fn.backward, *upstream)
+    rec.put(f"{key}/inputs-after", tuple(x.data for x in leaves))
+    rec.put(f"{key}/upstream-after", tuple(upstream))
+
+
+def _items(value: Returned) -> List[Returned]:
+    return value.items if value.type == "tuple" else [value]
+
+
+def judge_function(out: Outputs, ctx: Judgement, key: str, context: str,
+                   make_reference: Callable[[], Any], inputs: Sequence[np.ndarray],
+                   names: Sequence[str], seed: int = 0,
+                   describe: Optional[Callable[[str], Any]] = None,
+                   diagnose: Optional[Callable[[list, tuple], Optional[str]]] = None,
+                   expected_from: Optional[Callable[[List[np.ndarray]], tuple]] = None,
+                   forward_given: bool = True, inputs_kept: bool = True) -> None:
+    """Grader side of ``probe_function``: the forward outputs, the count, shapes and values of
+    the gradients against the reference, and that no input or upstream gradient was changed.
+
+    ``describe(name)`` may explain an element index of that input's gradient;
+    ``diagnose(yours, expected)`` may name the mistake behind wrong values;
+    ``expected_from(student_outputs)`` may give the expected gradients from what the student's
+    forward produced (a backward is judged against its own forward's saved values);
+    ``inputs_kept=False`` skips the in-place check of the inputs (when only another exercise's
+    code could change them).
+    """
+    from minidl.autograd import Tensor
     ctx.case = context
-
-    def leaves() -> List[Tensor]:
-        return [Tensor(np.array(a, dtype=np.float64), requires_grad=True, name=n)
-                for a, n in zip(inputs, names)]
-
     reference = make_reference()
-    expected_outputs = _as_tuple(reference(*leaves()))
-    upstream = [rng.standard_normal(y.shape) for y in expected_outputs]
-    expected = _as_tuple(reference.backward(*[u.copy() for u in upstream]))
+    leaves = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in inputs]
+    expected_outputs = reference(*leaves)
+    expected_outputs = expected_outputs if isinstance(expected_outputs, tuple) else \
+        (expected_outputs,)
+    upstream = upstream_for([y.shape for y in expected_outputs], seed)
+    expected = reference.backward(*[u.copy() for u in upstream])
+    expected = expected if isinstance(expected, tuple) else (expected,)
 
-    student = make_student()
-    outputs = _as_tuple(student(*leaves()))
+    outputs = _items(out.get(f"{key}/forward"))
+    if len(outputs) != len(expected_outputs):
+        raise CheckFailure(f"forward returned {len(outputs)} value(s), expected "
+                           f"{len(expected_outputs)} {context}")
+    mine_outputs = []
     for k, (y, e) in enumerate(zip(outputs, expected_outputs)):
         label = "the output" if len(outputs) == 1 else f"output {k} of forward"
-        assert_close(label, y, e.data,
-                     context=f"{context} (forward is given: keep it as in the kit)")
-    grads = _as_tuple(student.backward(*[u.copy() for u in upstream]))
+        y = numeric(y, label)
+        mine_outputs.append(y)
+        if expected_from is None:
+            assert_close(label, y, e.data, context=context + (
+                " (forward is given: keep it as in the kit)" if forward_given else ""))
+    if expected_from is not None:
+        expected = expected_from(mine_outputs, upstream) or expected
+    grads = _items(out.get(f"{key}/backward"))
     if len(grads) != len(inputs):
         raise CheckFailure(f"your backward returned {len(grads)} value(s) for {len(inputs)} "
-                           f"inputs ({', '.join(names)}) {context}: return one gradient per "
-                           f"input, in the order of forward's arguments")
-    for i, (g, name, x) in enumerate(zip(grads, names, inputs)):
-        if g is None:
+                           f"inputs ({', '.join(names)}) {context}: one gradient per input, in "
+                           f"the order of forward's arguments")
+    mine = []
+    for g, name, x in zip(grads, names, inputs):
+        if g.is_none:
             raise CheckFailure(f"your backward returned None for the gradient of {name} "
                                f"{context}; every input here needs its gradient")
-        got = to_numeric_array(g, f"the gradient of {name}")
+        got = numeric(g, f"the gradient of {name}")
         if got.shape != np.shape(x):
-            raise CheckFailure(_shape_problem(name, got.shape, np.shape(x)) + f", {context}")
-    for i, (g, e, name, x) in enumerate(zip(grads, expected, names, inputs)):
+            failure = _shape_problem(name, got.shape, np.shape(x))
+            raise CheckFailure(f"{failure.message}, {context}", failure.diagnosis)
+        mine.append(got)
+    for i, (g, e, name, x) in enumerate(zip(mine, expected, names, inputs)):
         try:
-            assert_close(f"the gradient of {name} (input {i}, shape {np.shape(x)})", g, e,
-                         describe=describe(name) if describe else None, context=context)
+            assert_close(f"the gradient of {name} (input {i}, shape {np.shape(x)})", g,
+                         getattr(e, "data", e), describe=describe(name) if describe else None,
+                         context=context)
         except CheckFailure as failure:
-            extra = diagnose([to_numeric_array(g, name) for g in grads], expected) \
+            extra = diagnose(mine, tuple(getattr(v, "data", v) for v in expected)) \
                 if diagnose else None
-            if extra:
-                raise CheckFailure(f"{failure.message}. {extra}", failure.hint) from None
-            raise
-    run_gradcheck(context, lambda *xs: make_student()(*xs), *leaves())
+            raise CheckFailure(failure.message, extra or failure.diagnosis) from None
+    after = _items(out.get(f"{key}/inputs-after")) if inputs_kept else []
+    for x, a, name in zip(inputs, after, names):
+        if not same(numeric(a, name), x, rtol=0, atol=0):
+            raise CheckFailure(f"your code changed the input {name} in place {context}; forward "
+                               f"and backward must leave their inputs as they were",
+                               "an input was overwritten in place")
+    sent = _items(out.get(f"{key}/upstream-after"))
+    for k, (u, s) in enumerate(zip(upstream, sent)):
+        if not same(numeric(s, "the upstream gradient"), u, rtol=0, atol=0):
+            label = "gy" if len(upstream) == 1 else f"upstream gradient {k}"
+            raise CheckFailure(f"your backward changed {label} (the upstream gradient) in place "
+                               f"{context}; another op may share that array, so compute into a "
+                               f"new one", "the upstream gradient was overwritten in place")

@@ -1,218 +1,384 @@
-"""One check per exercise: value checks against the reference and numerical gradient checks.
+"""One check per exercise, in two halves: a probe (worker) and a judge (grader).
 
-A check runs in the grading worker process, next to the student's code (see ``grade.py``). It
-gets a ``Context`` that hands out the student's class or function from the kit file, plugs it
-into minidl, and either returns (pass) or raises ``CheckFailure`` — written with the assertions
-of ``assertions.py`` — naming the input, the element, the expected value and the student's; and,
-where a typical mistake can be recognised (a transposed gradient, a missing ``sum_to``, a gate
-with the wrong activation, Adam without bias correction), what the mistake is.
+A **probe** ``probe_<id>(kit, rec)`` runs in the grading worker, next to the student's code, in
+a view of minidl where every exercise is the student's version (``view.py``): it takes the
+student's class or function with ``kit.get(name)``, calls it on fixed inputs (made by the
+``_cases`` helpers below, which both halves call, so both see the same numbers) and records what
+comes back, and the inputs afterwards, in ``rec``.
 
-Gradient checks use ``md.gradcheck`` in its element-wise mode (small shapes), with a random
-upstream gradient, so the report names the worst element. A check registers itself with
-``@check(exercise_id)``; a test fails unless every exercise of the registry has one.
+A **judge** ``judge_<id>(out, ctx)`` runs in the grader process, which never runs student code:
+it computes the expected values with minidl's reference (imported here, before any worker
+starts) and raises ``CheckFailure`` — the message says which output and element is wrong
+(expected vs yours), the diagnosis names a recognised mistake (a transposed gradient, a missing
+sum over broadcast axes, a gate with the wrong activation, Adam without bias correction, an
+input changed in place) without giving the formula.
+
+``PROBES`` and ``JUDGES`` map exercise ids to them; a test fails unless every exercise of the
+registry has both.
 """
 from __future__ import annotations
 
 import copy
-from typing import Callable, Dict
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-import minidl as md
-from minidl.autograd import Tensor
-from minidl.exercises.assertions import (CheckFailure, Context, assert_close, check_backward,
-                                         run_gradcheck, to_numeric_array)
-from minidl.functions.elementwise import sigmoid_array
+from minidl.exercises.assertions import (CheckFailure, Judgement, Outputs, Recorder,
+                                         assert_close, judge_function, numeric, probe_function,
+                                         same)
 
-CHECKS: Dict[str, Callable[[Context], None]] = {}
+PROBES: Dict[str, Callable[[Any, Recorder], None]] = {}
+JUDGES: Dict[str, Callable[[Outputs, Judgement], None]] = {}
 
 
-def check(exercise_id: str) -> Callable[[Callable[[Context], None]], Callable[[Context], None]]:
-    """Register the decorated function as the check of exercise ``exercise_id``."""
-    def register(fn: Callable[[Context], None]) -> Callable[[Context], None]:
-        CHECKS[exercise_id] = fn
+def probe(exercise_id: str):
+    def register(fn):
+        PROBES[exercise_id] = fn
         return fn
     return register
 
 
-# ============================================================================= helpers
+def judge(exercise_id: str):
+    def register(fn):
+        JUDGES[exercise_id] = fn
+        return fn
+    return register
+
+
+def _reference(module: str, name: str) -> Any:
+    """minidl's reference ``module.name`` (grader side only: in the worker's view of minidl it
+    is the student's version or a stub)."""
+    import importlib
+    return getattr(importlib.import_module(module), name)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """σ(x) in float64 by the reference's ``sigmoid_array``: the expected values of the checks."""
-    return sigmoid_array(np.asarray(x, dtype=np.float64))
+    """σ(x) in float64 by the reference's ``sigmoid_array``: the expected values."""
+    return _reference("minidl.functions.elementwise", "sigmoid_array")(
+        np.asarray(x, dtype=np.float64))
 
 
 def _shape_text(**arrays: np.ndarray) -> str:
     return ", ".join(f"{name} {tuple(a.shape)}" for name, a in arrays.items())
 
 
+def _reaches(output: Any, leaves: List[Any]) -> List[bool]:
+    """For each leaf, whether the graph of ``output`` (a Tensor) reaches it (worker side)."""
+    found, seen = set(), set()
+    stack = [getattr(output, "creator", None)]
+    while stack and len(seen) < 10000:
+        f = stack.pop()
+        if f is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        for x in getattr(f, "inputs", ()):
+            found.add(id(x))
+            stack.append(getattr(x, "creator", None))
+    return [id(leaf) in found for leaf in leaves]
+
+
 # ============================================================================= sigmoid
-@check("sigmoid_forward")
-def check_sigmoid_forward(ctx: Context) -> None:
-    student_sigmoid = ctx.get("sigmoid_array")
+def _sigmoid_cases():
     rng = np.random.default_rng(1)
-    for dtype in (np.float64, np.float32):
-        x = (rng.standard_normal((3, 4)) * 4).astype(dtype)
+    return [(dtype, (rng.standard_normal((3, 4)) * 4).astype(dtype))
+            for dtype in (np.float64, np.float32)]
+
+
+_EXTREME = np.array([-1000, -100, -89, -30, 0, 30, 89, 100, 1000], dtype=np.float32)
+_KEEP_X = np.array([[-1000.0, -100, -3, -0.5, 0], [0.5, 2, 30, 100, 1000]])
+
+
+def _sigmoid_out_cases():
+    rng = np.random.default_rng(11)
+    return [(in_place, (rng.standard_normal((2, 5)) * 4).astype(np.float32))
+            for in_place in (False, True)]
+
+
+@probe("sigmoid_forward")
+def probe_sigmoid_forward(kit, rec: Recorder) -> None:
+    sigmoid_array = kit.get("sigmoid_array")
+    for k, (_, x) in enumerate(_sigmoid_cases()):
+        argument = x.copy()
+        rec.call(f"plain/{k}", sigmoid_array, argument)
+        rec.put(f"plain/{k}/x-after", argument)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        rec.call("extreme", sigmoid_array, _EXTREME.copy(), catch=(FloatingPointError,))
+    argument = _KEEP_X.copy()
+    with np.errstate(over="ignore"):  # an overflow is the case above; here: is x kept?
+        rec.call("keep", sigmoid_array, argument)
+    rec.put("keep/x-after", argument)
+    for k, (in_place, x) in enumerate(_sigmoid_out_cases()):
+        buffer = x.copy() if in_place else np.full_like(x, np.nan)
+        rec.call(f"out/{k}", sigmoid_array, buffer if in_place else x.copy(), out=buffer)
+        rec.put(f"out/{k}/buffer", buffer)
+
+
+@judge("sigmoid_forward")
+def judge_sigmoid_forward(out: Outputs, ctx: Judgement) -> None:
+    for k, (dtype, x) in enumerate(_sigmoid_cases()):
         ctx.case = f"for x of shape (3, 4) and dtype {np.dtype(dtype).name}"
-        y = to_numeric_array(student_sigmoid(x.copy()), "σ(x)")
+        y = out.array(f"plain/{k}", "σ(x)")
+        if not same(out.array(f"plain/{k}/x-after", "x"), x, 0, 0):
+            raise CheckFailure(f"sigmoid_array(x) changed x itself {ctx.case}: Sigmoid passes "
+                               f"it the input tensor's data, which must stay as it was; write "
+                               f"into a new array (or into `out` when it is given)",
+                               "x was overwritten in place")
         assert_close("σ(x)", y, _sigmoid(x), rtol=1e-5 if dtype == np.float32 else 1e-9,
                      atol=1e-7, context=ctx.case)
         if y.dtype != dtype:
             raise CheckFailure(f"σ(x) of a {np.dtype(dtype).name} x has dtype {y.dtype}; keep "
                                f"the input's dtype (a float64 result doubles memory and time)")
-    extreme = np.array([-1000, -100, -89, -30, 0, 30, 89, 100, 1000], dtype=np.float32)
-    ctx.case = f"for x = {extreme.tolist()} (float32)"
-    try:
-        with np.errstate(over="raise", invalid="raise", divide="raise"):
-            y = student_sigmoid(extreme.copy())
-    except FloatingPointError as error:
-        raise CheckFailure(f"σ(x) is not stable: for x = {extreme.tolist()} (float32) it "
-                           f"raises FloatingPointError ({error})",
-                           hint="e⁻ˣ overflows float32 for x < −88: use σ(x) = 0.5·tanh(x/2) "
-                                "+ 0.5, or raise x to at least −88 first (σ(−88) is below "
-                                "1e-38)") from None
-    assert_close("σ(x)", y, _sigmoid(extreme), atol=1e-7, rtol=1e-5, context=ctx.case)
-
-    x = np.array([[-1000.0, -100, -3, -0.5, 0], [0.5, 2, 30, 100, 1000]])
-    ctx.case = f"for sigmoid_array(x) with x = {x.tolist()}"
-    original = x.copy()
-    with np.errstate(over="ignore"):  # an overflow was the check above; here: is x kept?
-        student_sigmoid(x)
-    if not np.array_equal(x, original):
+    ctx.case = f"for x = {_EXTREME.tolist()} (float32)"
+    extreme = out.get("extreme")
+    if extreme.type == "raised":
+        raise CheckFailure(f"σ(x) is not stable: for x = {_EXTREME.tolist()} (float32) it "
+                           f"raises {extreme.exc} ({extreme.msg})",
+                           "an exponential overflows float32 for large |x|: use a form of σ "
+                           "that never exponentiates a large positive number")
+    assert_close("σ(x)", extreme, _sigmoid(_EXTREME), atol=1e-7, rtol=1e-5, context=ctx.case)
+    ctx.case = f"for sigmoid_array(x) with x = {_KEEP_X.tolist()}"
+    out.get("keep")
+    if not same(out.array("keep/x-after", "x"), _KEEP_X, 0, 0):
         raise CheckFailure("sigmoid_array(x) changed x itself: Sigmoid passes it the input "
                            "tensor's data, which must stay as it was; write into a new array "
-                           "(or into `out` when it is given)")
+                           "(or into `out` when it is given)", "x was overwritten in place")
     # The fused LSTM computes its gates in place: sigmoid_array(z, out=z).
-    for in_place in (False, True):
-        x = (rng.standard_normal((2, 5)) * 4).astype(np.float32)
-        out = x.copy() if in_place else np.full_like(x, np.nan)
+    for k, (in_place, x) in enumerate(_sigmoid_out_cases()):
         call = "sigmoid_array(z, out=z)" if in_place else "sigmoid_array(x, out=buffer)"
         ctx.case = f"for {call} with a (2, 5) float32 array"
-        if in_place:
-            y = student_sigmoid(out, out=out)
-        else:
-            y = student_sigmoid(x.copy(), out=out)
-        hint = ("with `out` given, write σ(x) into it and return it: y = xp.multiply(x, 0.5, "
-                "out=out) makes y a new array when out is None and out otherwise; then keep "
-                "working in y (out=y, y *= ..., y += ...)")
-        if not in_place and np.isnan(out).all():
+        y = out.get(f"out/{k}")
+        buffer = out.array(f"out/{k}/buffer", "out")
+        diagnosis = "with `out` given, σ(x) must be written into it and it must be returned"
+        if not in_place and np.isnan(buffer).all():
             raise CheckFailure(f"{call} left the buffer as it was: write σ(x) into `out` when "
-                               f"it is given", hint=hint)
+                               f"it is given", diagnosis)
         try:
-            assert_close("out", out, _sigmoid(x), rtol=1e-5, atol=1e-7, context=ctx.case)
+            assert_close("out", buffer, _sigmoid(x), rtol=1e-5, atol=1e-7, context=ctx.case)
             assert_close("the returned array", y, _sigmoid(x), rtol=1e-5, atol=1e-7,
                          context=ctx.case)
         except CheckFailure as failure:
-            raise CheckFailure(failure.message, hint=hint) from None
+            raise CheckFailure(failure.message, diagnosis) from None
 
 
-@check("sigmoid_backward")
-def check_sigmoid_backward(ctx: Context) -> None:
-    from minidl.functions.elementwise import Sigmoid as Reference
-    Sigmoid = ctx.get("Sigmoid")
-    probe = np.linspace(-3, 3, 7)
-    try:
-        forward_works = np.allclose(to_numeric_array(Sigmoid()(Tensor(probe.copy())), "σ(x)"),
-                                    _sigmoid(probe))
-    except Exception:  # noqa: BLE001 - any failure of the forward is its own exercise's
-        forward_works = False
-    if not forward_works:
-        Sigmoid = type("Sigmoid", (Sigmoid,), {"forward": Reference.forward})
-        ctx.note("your sigmoid_array is not right yet (see sigmoid_forward), so your backward "
-                 "was checked with the reference forward, which saves y = σ(x)")
+def _sigmoid_backward_cases():
     rng = np.random.default_rng(2)
-    for shape in [(2, 3), (5,), (1, 1)]:
-        x = rng.standard_normal(shape) * 3
-        check_backward(ctx, f"for x of shape {shape}", Sigmoid, Reference, [x], ["x"])
+    return [(shape, rng.standard_normal(shape) * 3) for shape in [(2, 3), (5,), (1, 1)]]
+
+
+@probe("sigmoid_backward")
+def probe_sigmoid_backward(kit, rec: Recorder) -> None:
+    Sigmoid = kit.get("Sigmoid")
+    for k, (_, x) in enumerate(_sigmoid_backward_cases()):
+        probe_function(rec, f"case/{k}", Sigmoid, [x], seed=k)
+
+
+@judge("sigmoid_backward")
+def judge_sigmoid_backward(out: Outputs, ctx: Judgement) -> None:
+    Reference = _reference("minidl.functions.elementwise", "Sigmoid")
+    noted = []
+
+    for k, (shape, x) in enumerate(_sigmoid_backward_cases()):
+        def from_saved(outputs, upstream, x=x):
+            y = outputs[0]
+            if y.shape != x.shape or same(y, _sigmoid(x)):
+                return None
+            if not noted:
+                noted.append(1)
+                ctx.note("your sigmoid_array is not right yet (see sigmoid_forward), so your "
+                         "backward was judged with the y your forward saved")
+            reference = Reference()
+            reference.save_for_backward(y.astype(np.float64))
+            return (reference.backward(upstream[0].copy()),)
+
+        def diagnose(mine, expected, x=x, k=k):
+            y = _sigmoid(x)
+            gy = _upstream(x.shape, k)
+            if same(mine[0], gy * y):
+                return ("your backward multiplies gy by σ itself, not by σ's derivative "
+                        "(written with the saved y)")
+            if same(mine[0], y * (1 - y)):
+                return "your backward leaves out the upstream gradient gy"
+            return None
+
+        judge_function(out, ctx, f"case/{k}", f"for x of shape {shape}", Reference, [x],
+                       ["x"], seed=k, expected_from=from_saved, diagnose=diagnose,
+                       inputs_kept=False)  # only the forward (sigmoid_forward) could change x
+
+
+def _upstream(shape, seed):
+    from minidl.exercises.assertions import upstream_for
+    return upstream_for([shape], seed)[0]
 
 
 # ============================================================================= sum_to
-@check("sum_to")
-def check_sum_to(ctx: Context) -> None:
-    from minidl.functions import shape as shape_module
-    reference = shape_module._sum_to_array
-    sum_to = ctx.get("_sum_to_array")
+_SUM_TO_CASES = [((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 3), (1, 3)), ((2, 3), (2, 1)),
+                 ((4, 2, 3), (2, 3)), ((4, 2, 3), (1, 3)), ((4, 2, 3), (4, 1, 3)),
+                 ((4, 2, 3), (2, 1)), ((2, 3), ()), ((3, 1, 4), (1, 1, 1)), ((5, 1, 3), (1, 3))]
+_BROADCAST_PAIRS = [((2, 3), (3,)), ((2, 3), (2, 1)), ((2, 1, 3), (4, 3))]
+
+
+def _sum_to_inputs():
     rng = np.random.default_rng(3)
-    cases = [((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 3), (1, 3)), ((2, 3), (2, 1)),
-             ((4, 2, 3), (2, 3)), ((4, 2, 3), (1, 3)), ((4, 2, 3), (4, 1, 3)),
-             ((4, 2, 3), (2, 1)), ((2, 3), ()), ((3, 1, 4), (1, 1, 1)), ((5, 1, 3), (1, 3))]
-    for g_shape, shape in cases:
-        g = rng.standard_normal(g_shape)
+    return [rng.standard_normal(g_shape) for g_shape, _ in _SUM_TO_CASES], \
+        [(rng.standard_normal(a), rng.standard_normal(b)) for a, b in _BROADCAST_PAIRS]
+
+
+@probe("sum_to")
+def probe_sum_to(kit, rec: Recorder) -> None:
+    sum_to = kit.get("_sum_to_array")
+    gs, pairs = _sum_to_inputs()
+    for k, ((_, shape), g) in enumerate(zip(_SUM_TO_CASES, gs)):
+        argument = g.copy()
+        rec.call(f"case/{k}", sum_to, argument, shape)
+        rec.put(f"case/{k}/g-after", argument)
+    # Plugged into minidl: a broadcasting op's backward now calls the student's sum_to.
+    from minidl.functions.arithmetic import Add, Mul
+    for k, (a, b) in enumerate(pairs):
+        probe_function(rec, f"mul/{k}", Mul, [a, b], seed=k)
+        probe_function(rec, f"add/{k}", Add, [a, b], seed=k)
+
+
+@judge("sum_to")
+def judge_sum_to(out: Outputs, ctx: Judgement) -> None:
+    reference = _reference("minidl.functions.shape", "_sum_to_array")
+    gs, pairs = _sum_to_inputs()
+    for k, ((g_shape, shape), g) in enumerate(zip(_SUM_TO_CASES, gs)):
         what = f"sum_to(g of shape {g_shape}, {shape})"
-        expected = reference(g.copy(), shape)
         ctx.case = f"for {what}"
-        got = to_numeric_array(sum_to(g.copy(), shape), what)
+        expected = reference(g.copy(), shape)
+        got = out.array(f"case/{k}", what)
         if got.shape != shape:
-            extra = (" (the right numbers? then reshape to `shape`, or sum with keepdims=True)"
-                     if got.size == expected.size else "")
+            diagnosis = ("the right numbers in the wrong shape: the summed axes must be kept "
+                         "(or the result reshaped)" if got.size == expected.size else None)
             raise CheckFailure(f"{what} returned shape {got.shape}; it must return exactly "
-                               f"{shape}{extra}")
+                               f"{shape}", diagnosis)
         assert_close(what, got, expected)
-    # Plugged into minidl: every broadcasting op's backward now calls the student's sum_to.
-    shape_module._sum_to_array = sum_to
-    try:
-        for a_shape, b_shape in [((2, 3), (3,)), ((2, 3), (2, 1)), ((2, 1, 3), (4, 3))]:
-            a = Tensor(rng.standard_normal(a_shape), requires_grad=True, name="a")
-            b = Tensor(rng.standard_normal(b_shape), requires_grad=True, name="b")
-            ctx.case = f"for a * b + b with a {a_shape} and b {b_shape}, inside minidl"
-            run_gradcheck(f"for a * b + b with a {a_shape} and b {b_shape} (broadcast), with "
-                          f"your sum_to inside minidl", lambda a, b: a * b + b, a, b)
-    finally:
-        shape_module._sum_to_array = reference
+        if not same(out.array(f"case/{k}/g-after", "g"), g, 0, 0):
+            raise CheckFailure(f"{what} changed g in place; g is the upstream gradient, which "
+                               f"other ops may share", "an input was overwritten in place")
+    from minidl.functions.arithmetic import Add, Mul
+    for k, ((a_shape, b_shape), (a, b)) in enumerate(zip(_BROADCAST_PAIRS, pairs)):
+        for name, op, symbol in (("mul", Mul, "*"), ("add", Add, "+")):
+            judge_function(out, ctx, f"{name}/{k}",
+                           f"for a {symbol} b with a {a_shape} and b {b_shape} (broadcast), with "
+                           f"your sum_to inside minidl", op, [a, b], ["a", "b"], seed=k,
+                           forward_given=False)
 
 
 # ============================================================================= matmul
-@check("matmul_backward")
-def check_matmul_backward(ctx: Context) -> None:
-    from minidl.functions.matmul import MatMul as Reference
-    MatMul = ctx.get("MatMul")
+_MATMUL_CASES = [((3, 4), (4, 5)), ((3, 3), (3, 3)), ((2, 3, 4), (4, 2)), ((3, 4), (2, 4, 2)),
+                 ((1, 4), (4, 1))]
+
+
+def _matmul_inputs():
     rng = np.random.default_rng(4)
-    cases = [((3, 4), (4, 5)), ((3, 3), (3, 3)), ((2, 3, 4), (4, 2)), ((3, 4), (2, 4, 2)),
-             ((1, 4), (4, 1))]
-    for a_shape, b_shape in cases:
-        A, B = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
-        check_backward(ctx, f"for Y = A @ B with A {a_shape} and B {b_shape}", MatMul,
-                       Reference, [A, B], ["A", "B"])
+    return [(rng.standard_normal(a), rng.standard_normal(b)) for a, b in _MATMUL_CASES]
+
+
+@probe("matmul_backward")
+def probe_matmul_backward(kit, rec: Recorder) -> None:
+    MatMul = kit.get("MatMul")
+    for k, (A, B) in enumerate(_matmul_inputs()):
+        probe_function(rec, f"case/{k}", MatMul, [A, B], seed=k)
+
+
+@judge("matmul_backward")
+def judge_matmul_backward(out: Outputs, ctx: Judgement) -> None:
+    Reference = _reference("minidl.functions.matmul", "MatMul")
+    for k, ((a_shape, b_shape), (A, B)) in enumerate(zip(_MATMUL_CASES, _matmul_inputs())):
+        def diagnose(mine, expected, A=A, B=B, k=k):
+            gy = _upstream((A @ B).shape, k)
+            if not same(mine[0], expected[0]) and _same_as(mine[0], lambda: gy @ B):
+                return "the gradient of A uses B where B's transpose belongs"
+            if not same(mine[1], expected[1]) and _same_as(mine[1], lambda: A @ gy):
+                return "the gradient of B uses A where A's transpose belongs"
+            return None
+
+        judge_function(out, ctx, f"case/{k}", f"for Y = A @ B with A {a_shape} and B {b_shape}",
+                       Reference, [A, B], ["A", "B"], seed=k, diagnose=diagnose)
+
+
+def _same_as(got: np.ndarray, make: Callable[[], np.ndarray]) -> bool:
+    try:
+        return same(got, make())
+    except ValueError:  # shapes that do not fit: not this mistake
+        return False
 
 
 # ============================================================================= nn.Linear
-@check("linear_forward")
-def check_linear_forward(ctx: Context) -> None:
-    Linear = ctx.get("Linear")
+def _linear_inputs():
     rng = np.random.default_rng(5)
+    cases = []
     for bias in (True, False):
-        layer = Linear(4, 3, bias=bias, dtype="float64")
         W, b = rng.standard_normal((4, 3)), rng.standard_normal(3)
+        xs = [rng.standard_normal(shape) for shape in [(2, 4), (2, 5, 4), (4,)]]
+        cases.append((bias, W, b, xs, rng.standard_normal((2, 4))))
+    return cases
+
+
+@probe("linear_forward")
+def probe_linear_forward(kit, rec: Recorder) -> None:
+    from minidl.autograd import Tensor
+    Linear = kit.get("Linear")
+    for bias, W, b, xs, x_graph in _linear_inputs():
+        layer = Linear(4, 3, bias=bias, dtype="float64")
         layer.W.data = W.copy()
         if bias:
             layer.b.data = b.copy()
+        for k, x in enumerate(xs):
+            rec.call(f"{bias}/{k}", layer, Tensor(x.copy()))
+        x = Tensor(x_graph.copy(), requires_grad=True)
+        leaves = [x, layer.W] + ([layer.b] if bias else [])
+        y = layer(x)
+        rec.put_json(f"{bias}/graph", _reaches(y, leaves))
+
+
+@judge("linear_forward")
+def judge_linear_forward(out: Outputs, ctx: Judgement) -> None:
+    for bias, W, b, xs, _ in _linear_inputs():
         label = "with bias" if bias else "bias=False"
-        for shape in [(2, 4), (2, 5, 4), (4,)]:
-            x = rng.standard_normal(shape)
-            ctx.case = f"for Linear(4, 3, {label}) and x of shape {shape}"
-            y = layer(Tensor(x.copy()))
-            if not isinstance(y, Tensor):
-                raise CheckFailure(f"Linear(4, 3, {label}) returned {type(y).__name__}; return "
-                                   f"a Tensor computed from x, self.W and self.b")
+        for k, x in enumerate(xs):
+            ctx.case = f"for Linear(4, 3, {label}) and x of shape {x.shape}"
+            y = out.get(f"{bias}/{k}")
+            if y.type != "Tensor":
+                raise CheckFailure(f"Linear(4, 3, {label}) returned {y.type}; return a Tensor "
+                                   f"computed from x, self.W and self.b")
             assert_close("y", y, x @ W + (b if bias else 0), context=ctx.case)
-        x = Tensor(rng.standard_normal((2, 4)), requires_grad=True, name="x")
-        if layer(x).creator is None:
-            raise CheckFailure(f"the output of Linear(4, 3, {label}) is not connected to the "
-                               f"graph, so no gradient reaches x, W or b: compute it with Tensor "
-                               f"operations (@, +) on x, self.W and self.b, not on .data")
-        run_gradcheck(f"through Linear(4, 3, {label}) for x of shape (2, 4)", layer, x,
-                      wrt=dict(layer.named_parameters()))
+        ctx.case = f"for Linear(4, 3, {label}) and x of shape (2, 4) that requires grad"
+        reached = out.json(f"{bias}/graph")
+        names = ["x", "W", "b"][:3 if bias else 2]
+        if not isinstance(reached, list) or len(reached) != len(names) or \
+                not all(isinstance(r, bool) for r in reached):
+            raise CheckFailure("the graph check sent back something unexpected")
+        missing = [n for n, r in zip(names, reached) if not r]
+        if missing:
+            raise CheckFailure(f"the output of Linear(4, 3, {label}) is not connected to "
+                               f"{', '.join(missing)} in the graph, so no gradient reaches "
+                               f"{'them' if len(missing) > 1 else 'it'}",
+                               "the output was computed from raw arrays (.data), not with "
+                               "Tensor operations on x, self.W and self.b")
 
 
 # ============================================================================= softmax CE
-@check("softmax_cross_entropy_backward")
-def check_softmax_cross_entropy_backward(ctx: Context) -> None:
-    from minidl.functions.loss import SoftmaxCrossEntropy as Reference
-    Student = ctx.get("SoftmaxCrossEntropy")
+def _softmax_ce_cases():
     rng = np.random.default_rng(6)
-    cases = [(rng.standard_normal((4, 5)) * 2, [1, 0, 4, 2], [1, 1, 0, 1]),
-             (rng.standard_normal((3, 4)) * 30, [3, 0, 1], [1, 1, 1]),
-             (rng.standard_normal((2, 3)), [2, 2], [1, 1])]
-    for logits, target, keep in cases:
+    return [(rng.standard_normal((4, 5)) * 2, [1, 0, 4, 2], [1, 1, 0, 1]),
+            (rng.standard_normal((3, 4)) * 30, [3, 0, 1], [1, 1, 1]),
+            (rng.standard_normal((2, 3)), [2, 2], [1, 1])]
+
+
+@probe("softmax_cross_entropy_backward")
+def probe_softmax_cross_entropy_backward(kit, rec: Recorder) -> None:
+    Student = kit.get("SoftmaxCrossEntropy")
+    for k, (logits, target, keep) in enumerate(_softmax_ce_cases()):
+        target, keep = np.array(target), np.array(keep, dtype=np.float64)
+        probe_function(rec, f"case/{k}", lambda: Student(target, keep), [logits], seed=k)
+
+
+@judge("softmax_cross_entropy_backward")
+def judge_softmax_cross_entropy_backward(out: Outputs, ctx: Judgement) -> None:
+    Reference = _reference("minidl.functions.loss", "SoftmaxCrossEntropy")
+    for k, (logits, target, keep) in enumerate(_softmax_ce_cases()):
         target = np.array(target)
         keep = np.array(keep, dtype=np.float64)
 
@@ -225,24 +391,57 @@ def check_softmax_cross_entropy_backward(ctx: Context) -> None:
                 return f" (the target class of row {row})" if column == target[row] else ""
             return explain
 
+        def diagnose(mine, expected, logits=logits, target=target, keep=keep, k=k):
+            gy = _upstream((logits.shape[0],), k)
+            p = np.exp(logits - logits.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            onehot = np.eye(logits.shape[1])[target]
+            if same(mine[0], (p - onehot) * gy[:, None]):
+                return "rows with an ignored target (keep = 0) must get a zero gradient"
+            if same(mine[0], (p - onehot) * keep[:, None]):
+                return "the upstream gradient gy is left out"
+            if same(mine[0], p * (gy * keep)[:, None]):
+                return "the one-hot of the target is not subtracted"
+            return None
+
         ignored = f", row(s) {np.flatnonzero(keep == 0).tolist()} ignored" if \
             (keep == 0).any() else ""
-        check_backward(ctx,
+        judge_function(out, ctx, f"case/{k}",
                        f"for logits of shape {logits.shape}, targets {target.tolist()}{ignored}",
-                       lambda: Student(target, keep), lambda: Reference(target, keep),
-                       [logits], ["logits"], describe=describe)
+                       lambda: Reference(target, keep), [logits], ["logits"], seed=k,
+                       describe=describe, diagnose=diagnose)
 
 
 # ============================================================================= LSTM cell
 _GATES = {"i": "input gate i", "f": "forget gate f", "g": "candidate g", "o": "output gate o"}
 
 
+def _lstm_inputs():
+    rng = np.random.default_rng(7)
+    D, H, B = 3, 4, 2
+    params = {"W_x": rng.standard_normal((D, 4 * H)) * 0.7,
+              "W_h": rng.standard_normal((H, 4 * H)) * 0.7,
+              "b": rng.standard_normal(4 * H) * 0.5}
+    x = rng.standard_normal((B, D))
+    h, c = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    sequence = rng.standard_normal((B, 5, D))
+    mask = np.array([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    return D, H, params, x, h, c, sequence, mask
+
+
 def _lstm_step(x, h, c, W_x, W_h, b, acts=("σ", "σ", "tanh", "σ"), order="ifgo",
-               cell_tanh=True):
-    """The LSTM step in NumPy, with switches that reproduce the typical mistakes."""
+               cell_tanh=True, offsets=None):
+    """The LSTM step in NumPy, with switches that reproduce the typical mistakes (None when a
+    shifted slice would leave z)."""
     H = h.shape[1]
     z = x @ W_x + h @ W_h + b
-    blocks = {name: z[:, k * H:(k + 1) * H] for k, name in enumerate(order)}
+    offsets = offsets or {}
+    blocks = {}
+    for k, name in enumerate(order):
+        start = k * H + offsets.get(name, 0)
+        if start < 0 or start + H > 4 * H:
+            return None
+        blocks[name] = z[:, start:start + H]
     act = {"σ": _sigmoid, "tanh": np.tanh}
     i, f, g, o = (act[a](blocks[name]) for a, name in zip(acts, "ifgo"))
     c_new = f * c + i * g
@@ -257,98 +456,194 @@ _LSTM_MISTAKES = [
     ("the gate blocks are read in the order i, f, o, g; minidl's order is i, f, g, o",
      dict(order="ifog")),
     ("the i and f blocks are swapped (minidl's order is i, f, g, o)", dict(order="figo")),
-    ("h' = o ⊙ c' is missing the tanh: h' = o ⊙ tanh(c')", dict(cell_tanh=False)),
-]
+    ("h' is computed from the cell state without squashing it", dict(cell_tanh=False)),
+] + [(f"the slice of the {_GATES[gate]} is off by one column ({'one late' if shift > 0 else 'one early'})",
+      dict(offsets={gate: shift})) for gate in "ifgo" for shift in (1, -1)]
 
 
-@check("lstm_cell_forward")
-def check_lstm_cell_forward(ctx: Context) -> None:
-    LSTMCell = ctx.get("LSTMCell")
-    rng = np.random.default_rng(7)
-    D, H, B = 3, 4, 2
+@probe("lstm_cell_forward")
+def probe_lstm_cell_forward(kit, rec: Recorder) -> None:
+    import minidl as md
+    from minidl.autograd import Tensor
+    LSTMCell = kit.get("LSTMCell")
+    D, H, params, x, h, c, sequence, mask = _lstm_inputs()
     cell = LSTMCell(D, H, dtype="float64")
-    params = {"W_x": rng.standard_normal((D, 4 * H)) * 0.7,
-              "W_h": rng.standard_normal((H, 4 * H)) * 0.7,
-              "b": rng.standard_normal(4 * H) * 0.5}
     for name, value in params.items():
         getattr(cell, name).data = value.copy()
-    x = rng.standard_normal((B, D))
-    h, c = rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    ctx.case = f"for LSTMCell({D}, {H}) and {_shape_text(x=x, h=h, c=c)}"
-    out = cell(Tensor(x.copy()), (Tensor(h.copy()), Tensor(c.copy())))
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise CheckFailure(f"LSTMCell.forward must return the pair (h', c'); yours returned "
-                           f"{type(out).__name__}")
-    expected = _lstm_step(x, h, c, **params)
+    rec.call("step", cell, Tensor(x.copy()), (Tensor(h.copy()), Tensor(c.copy())))
+    leaves = [Tensor(a.copy(), requires_grad=True) for a in (x, h, c)]
+    h_new, c_new = cell(leaves[0], (leaves[1], leaves[2]))[:2]
+    rec.put_json("graph", _reaches(h_new, leaves + [cell.W_x, cell.W_h, cell.b]))
+    # Plugged into minidl: nn.LSTM(fast=False) steps the student's cell through a padded
+    # sequence.
+    layer = md.nn.LSTM(D, H, fast=False, dtype="float64")
+    layer.cell = cell
+    outputs, (h_T, _) = layer(Tensor(sequence.copy()), mask=mask)
+    rec.put("sequence/outputs", outputs)
+    rec.put("sequence/h_T", h_T)
+
+
+@judge("lstm_cell_forward")
+def judge_lstm_cell_forward(out: Outputs, ctx: Judgement) -> None:
+    import minidl as md
+    from minidl.autograd import Tensor
+    D, H, params, x, h, c, sequence, mask = _lstm_inputs()
     shapes = _shape_text(x=x, h=h, c=c)
+    ctx.case = f"for LSTMCell({D}, {H}) and {shapes}"
+    step = out.get("step")
+    if step.type != "tuple" or step.count != 2:
+        raise CheckFailure(f"LSTMCell.forward must return the pair (h', c'); yours returned "
+                           f"{step.type}")
+    expected = _lstm_step(x, h, c, **params)
     try:
-        for name, got, e in zip(("h'", "c'"), out, expected):
+        for name, got, e in zip(("h'", "c'"), step.items, expected):
             assert_close(name, got, e, context=f"for {shapes} (H = {H})")
     except CheckFailure as failure:
-        mine = [to_numeric_array(y, "output") for y in out]
+        mine = [numeric(y, "output") for y in step.items]
         for mistake, switches in _LSTM_MISTAKES:
             wrong = _lstm_step(x, h, c, **params, **switches)
-            if all(m.shape == w.shape and np.allclose(m, w, rtol=1e-6, atol=1e-8)
-                   for m, w in zip(mine, wrong)):
-                raise CheckFailure(f"{failure.message}. Your (h', c') are those of an LSTM in "
-                                   f"which {mistake}") from None
+            if wrong is not None and all(same(m, w) for m, w in zip(mine, wrong)):
+                raise CheckFailure(failure.message, f"your (h', c') are those of an LSTM in "
+                                                    f"which {mistake}") from None
         raise
-    xs = [Tensor(a, requires_grad=True, name=n) for a, n in ((x, "x"), (h, "h"), (c, "c"))]
-    run_gradcheck(f"through your LSTMCell for {shapes}",
-                  lambda x, h, c: tuple(cell(x, (h, c))), *xs, wrt=dict(cell.named_parameters()))
-    # Plugged into minidl: nn.LSTM(fast=False) steps your cell through a padded sequence; the
-    # fused LSTMFunction with the same weights gives the expected result.
-    sequence = rng.standard_normal((B, 5, D))
-    mask = np.array([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    reached = out.json("graph")
+    names = ["x", "h", "c", "W_x", "W_h", "b"]
+    if not isinstance(reached, list) or len(reached) != 6:
+        raise CheckFailure("the graph check sent back something unexpected")
+    missing = [n for n, r in zip(names, reached) if r is not True]
+    if missing:
+        raise CheckFailure(f"h' is not connected to {', '.join(missing)} in the graph, so no "
+                           f"gradient reaches {'them' if len(missing) > 1 else 'it'}",
+                           "part of the step was computed from raw arrays (.data), not with "
+                           "Tensor operations")
     ctx.case = f"for nn.LSTM(fast=False) with your cell over x {sequence.shape} with a mask"
     reference = md.nn.LSTM(D, H, dtype="float64")
     for name, value in params.items():
         getattr(reference.cell, name).data = value.copy()
-    layer = md.nn.LSTM(D, H, fast=False, dtype="float64")
-    layer.cell = cell
     expected_outputs, (expected_h, _) = reference(Tensor(sequence.copy()), mask=mask)
-    outputs, (h_T, _) = layer(Tensor(sequence.copy()), mask=mask)
-    assert_close("the outputs", outputs, expected_outputs.data, context=ctx.case)
-    assert_close("h_T", h_T, expected_h.data, context=ctx.case)
+    assert_close("the outputs", out.get("sequence/outputs"), expected_outputs.data,
+                 context=ctx.case)
+    assert_close("h_T", out.get("sequence/h_T"), expected_h.data, context=ctx.case)
 
 
-@check("lstm_cell_backward")
-def check_lstm_cell_backward(ctx: Context) -> None:
-    from minidl.exercises.lstm_cell_function import LSTMCellFunction as Reference
-    Student = ctx.get("LSTMCellFunction")
+def _lstm_backward_cases():
     rng = np.random.default_rng(8)
+    cases = []
     for B, D, H in [(2, 3, 3), (1, 2, 1)]:
-        arrays = [rng.standard_normal((B, D)), rng.standard_normal((B, H)),
-                  rng.standard_normal((B, H)), rng.standard_normal((D, 4 * H)) * 0.7,
-                  rng.standard_normal((H, 4 * H)) * 0.7, rng.standard_normal(4 * H) * 0.5]
-        names = ["x", "h", "c", "W_x", "W_h", "b"]
+        cases.append((B, D, H, [rng.standard_normal((B, D)), rng.standard_normal((B, H)),
+                                rng.standard_normal((B, H)),
+                                rng.standard_normal((D, 4 * H)) * 0.7,
+                                rng.standard_normal((H, 4 * H)) * 0.7,
+                                rng.standard_normal(4 * H) * 0.5]))
+    return cases
 
+
+@probe("lstm_cell_backward")
+def probe_lstm_cell_backward(kit, rec: Recorder) -> None:
+    Student = kit.get("LSTMCellFunction")
+    for k, (_, _, _, arrays) in enumerate(_lstm_backward_cases()):
+        probe_function(rec, f"case/{k}", Student, arrays, seed=k)
+
+
+def _lstm_backward_numpy(x, h, c, W_x, W_h, b, grad_h, grad_c, through_h=True,
+                         value_for_derivative=(), db_mean=False, dc_times_f=True):
+    """The LSTM step's backward in NumPy, with switches that reproduce the typical mistakes."""
+    H = h.shape[1]
+    z = x @ W_x + h @ W_h + b
+    i, f, o = (_sigmoid(z[:, k * H:(k + 1) * H]) for k in (0, 1, 3))
+    g = np.tanh(z[:, 2 * H:3 * H])
+    c_new = f * c + i * g
+    tanh_c = np.tanh(c_new)
+    dc_new = grad_c + (grad_h * o * (1 - tanh_c ** 2) if through_h else 0)
+    d = {"i": dc_new * g, "f": dc_new * c, "g": dc_new * i, "o": grad_h * tanh_c}
+    value = {"i": i, "f": f, "g": g, "o": o}
+    derivative = {"i": i * (1 - i), "f": f * (1 - f), "g": 1 - g * g, "o": o * (1 - o)}
+    dz = np.concatenate([d[n] * (value[n] if n in value_for_derivative else derivative[n])
+                         for n in "ifgo"], axis=1)
+    db = dz.mean(0) if db_mean else dz.sum(0)
+    return (dz @ W_x.T, dz @ W_h.T, dc_new * f if dc_times_f else dc_new, x.T @ dz, h.T @ dz, db)
+
+
+_LSTM_BACKWARD_MISTAKES = [
+    ("your dz is right, but db is the mean over the batch, not the sum", dict(db_mean=True)),
+    ("c' reaches the loss twice — directly and through h' — and your dc' misses the path "
+     "through h'", dict(through_h=False)),
+    ("the gradient passed back to c misses the forget gate's factor", dict(dc_times_f=False)),
+] + [(f"in the block of the {_GATES[n]} you multiplied by the gate's value where its "
+      f"derivative belongs", dict(value_for_derivative=(n,))) for n in "ifgo"] + \
+    [("in every gate block you multiplied by the gate's value where its derivative belongs",
+      dict(value_for_derivative=tuple("ifgo")))]
+
+
+@judge("lstm_cell_backward")
+def judge_lstm_cell_backward(out: Outputs, ctx: Judgement) -> None:
+    Reference = _reference("minidl.exercises.lstm_cell_function", "LSTMCellFunction")
+    names = ["x", "h", "c", "W_x", "W_h", "b"]
+    for k, (B, D, H, arrays) in enumerate(_lstm_backward_cases()):
         def describe(name, H=H):
             if name not in ("W_x", "W_h", "b"):
                 return None
             return lambda index: (f" (column {index[-1]}: the "
                                   f"{_GATES['ifgo'[index[-1] // H]]} block)")
 
-        def diagnose(yours, expected, H=H):
-            db, right = yours[5], expected[5]
-            if db.shape != right.shape:
-                return None
-            blocks = [np.allclose(db[k * H:(k + 1) * H], right[k * H:(k + 1) * H], rtol=1e-6,
-                                  atol=1e-8) for k in range(4)]
+        def diagnose(mine, expected, arrays=arrays, H=H, k=k, B=B):
+            grad_h, grad_c = _lstm_upstreams(B, H, k)
+            for mistake, switches in _LSTM_BACKWARD_MISTAKES:
+                wrong = _lstm_backward_numpy(*arrays, grad_h, grad_c, **switches)
+                if all(same(m, w) for m, w in zip(mine, wrong)):
+                    return mistake
+            db, right = mine[5], expected[5]
+            blocks = [same(db[j * H:(j + 1) * H], right[j * H:(j + 1) * H]) for j in range(4)]
             if all(blocks):
-                return None
+                wrong_names = [n for n, m, e in zip(names, mine, expected) if not same(m, e)]
+                return (f"your dz is right (db is), so the mistake is in "
+                        f"{', '.join(wrong_names)}")
             wrong = [_GATES[g] for g, ok in zip("ifgo", blocks) if not ok]
             fine = [_GATES[g] for g, ok in zip("ifgo", blocks) if ok]
-            return (f"Judging by db = Σ dz, your dz is wrong in the block(s) of the "
-                    f"{', '.join(wrong)}" + (f" (right: {', '.join(fine)})" if fine else ""))
+            return (f"judging by db, your dz is wrong in the block(s) of the {', '.join(wrong)}"
+                    + (f" (right: {', '.join(fine)})" if fine else ""))
 
-        check_backward(ctx, f"for B = {B}, D = {D}, H = {H}", Student, Reference, arrays, names,
-                       describe=describe, diagnose=diagnose)
+        judge_function(out, ctx, f"case/{k}", f"for B = {B}, D = {D}, H = {H}", Reference,
+                       arrays, names, seed=k, describe=describe, diagnose=diagnose)
+
+
+def _lstm_upstreams(B, H, seed):
+    from minidl.exercises.assertions import upstream_for
+    return upstream_for([(B, H), (B, H)], seed)
 
 
 # ============================================================================= Adam
+_ADAM_CONFIGS = [dict(lr=0.01), dict(lr=0.05, betas=(0.8, 0.99), eps=1e-3),
+                 dict(lr=0.01, weight_decay=0.1)]
+_ADAM_SHAPES = [(3, 4), (5,)]
+
+
+def _adam_inputs():
+    rng = np.random.default_rng(9)
+    return [(config, [rng.standard_normal(s) for s in _ADAM_SHAPES],
+             [[rng.standard_normal(s) for s in _ADAM_SHAPES] for _ in range(3)])
+            for config in _ADAM_CONFIGS]
+
+
+@probe("adam_step")
+def probe_adam_step(kit, rec: Recorder) -> None:
+    import minidl as md
+    from minidl.autograd import Tensor
+    Adam = kit.get("Adam")
+    for c, (config, start, grads) in enumerate(_adam_inputs()):
+        params = [md.nn.Parameter(p.copy()) for p in start]
+        optimizer = Adam(params, **config)
+        for step, step_grads in enumerate(grads, 1):
+            for p, g in zip(params, step_grads):
+                p.grad = Tensor(g.copy())
+            optimizer.step()
+            rec.put(f"{c}/{step}/params", tuple(p.data for p in params))
+            rec.put(f"{c}/{step}/grads", tuple(getattr(p.grad, "data", p.grad)
+                                               for p in params))
+
+
 def _adam_numpy(params, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                epsilon_hat=False, bias_correction=True):
+                bias_correction=True):
     """Adam in plain NumPy (for recognising mistakes): the parameters after each step."""
     beta1, beta2 = betas
     params = [p.copy() for p in params]
@@ -361,63 +656,57 @@ def _adam_numpy(params, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.
             g = g + weight_decay * params[k]
             m[k] = beta1 * m[k] + (1 - beta1) * g
             v[k] = beta2 * v[k] + (1 - beta2) * g * g
-            if epsilon_hat:
-                params[k] = params[k] - lr * np.sqrt(b2) / b1 * m[k] / (np.sqrt(v[k]) + eps)
-            else:
-                params[k] = params[k] - lr * (m[k] / b1) / (np.sqrt(v[k] / b2) + eps)
+            params[k] = params[k] - lr * (m[k] / b1) / (np.sqrt(v[k] / b2) + eps)
         history.append([p.copy() for p in params])
     return history
 
 
-@check("adam_step")
-def check_adam_step(ctx: Context) -> None:
-    Adam = ctx.get("Adam")
-    configs = [dict(lr=0.01), dict(lr=0.05, betas=(0.8, 0.99), eps=1e-3),
-               dict(lr=0.01, weight_decay=0.1), dict(lr=0.02, eps=1e-3, epsilon_hat=True)]
-    rng = np.random.default_rng(9)
-    shapes = [(3, 4), (5,)]
-    for config in configs:
-        start = [rng.standard_normal(s) for s in shapes]
-        grads = [[rng.standard_normal(s) for s in shapes] for _ in range(3)]
+@judge("adam_step")
+def judge_adam_step(out: Outputs, ctx: Judgement) -> None:
+    import minidl as md
+    from minidl.autograd import Tensor
+    for c, (config, start, grads) in enumerate(_adam_inputs()):
         reference = [md.nn.Parameter(p.copy()) for p in start]
-        mine = [md.nn.Parameter(p.copy()) for p in start]
-        ref_opt, my_opt = md.optim.Adam(reference, **config), Adam(mine, **config)
+        optimizer = md.optim.Adam(reference, **config)
         call = "Adam(params, " + ", ".join(f"{k}={v}" for k, v in config.items()) + ")"
         ctx.case = f"for {call}"
         for step, step_grads in enumerate(grads, 1):
-            for params in (reference, mine):
-                for p, g in zip(params, step_grads):
-                    p.grad = Tensor(g.copy())
-            ref_opt.step()
-            my_opt.step()
-            for k, (p, r) in enumerate(zip(mine, reference)):
+            for p, g in zip(reference, step_grads):
+                p.grad = Tensor(g.copy())
+            optimizer.step()
+            after = out.get(f"{c}/{step}/grads")
+            for k, (g, original) in enumerate(zip(after.items if after.type == "tuple" else [],
+                                                  step_grads)):
+                if not same(numeric(g, "p.grad"), original, 0, 0):
+                    raise CheckFailure(f"your step changed p.grad of parameter {k} in place, "
+                                       f"after step {step} of {call}; the gradient belongs to "
+                                       f"the caller (it may be logged, clipped or reused)",
+                                       "the gradient array was overwritten in place")
+            mine = out.get(f"{c}/{step}/params")
+            if mine.type != "tuple" or len(mine.items) != len(reference):
+                raise CheckFailure("the parameters after a step could not be read")
+            for k, (p, r) in enumerate(zip(mine.items, reference)):
                 try:
-                    assert_close(f"parameter {k} (shape {r.shape})", p.data, r.data, rtol=1e-7,
+                    assert_close(f"parameter {k} (shape {r.shape})", p, r.data, rtol=1e-7,
                                  atol=1e-10, context=f"after step {step} of {call}")
                 except CheckFailure as failure:
+                    values = [numeric(q, "parameter") for q in mine.items]
                     unbiased = _adam_numpy(start, grads[:step], bias_correction=False,
                                            **config)[-1]
-                    if all(np.allclose(q.data, u, rtol=1e-6, atol=1e-9)
-                           for q, u in zip(mine, unbiased)):
-                        raise CheckFailure(
-                            f"{failure.message}. Your parameters are those of Adam without "
-                            f"bias correction",
-                            hint="divide by the bias corrections: m̂ = m/(1−β₁ᵗ), "
-                                 "v̂ = v/(1−β₂ᵗ), with t = state['step']") from None
+                    if all(same(q, u, 1e-6, 1e-9) for q, u in zip(values, unbiased)):
+                        raise CheckFailure(failure.message, "your parameters are those of Adam "
+                                                            "without bias correction") from None
                     if step > 1:
-                        raise CheckFailure(
-                            f"{failure.message}. The steps before were right: are m and v "
-                            f"kept in `state` between steps (update them in place)?") from None
+                        raise CheckFailure(failure.message, "the steps before were right: are "
+                                           "m and v kept in `state` between steps (updated in "
+                                           "place)?") from None
                     raise
 
 
 # ============================================================================= pad_sequences
-@check("pad_sequences")
-def check_pad_sequences(ctx: Context) -> None:
-    from minidl.data.text import pad_sequences as reference
-    pad_sequences = ctx.get("pad_sequences")
+def _pad_cases():
     words = [[1, 2, 3], [4], [5, 6]]
-    cases = [
+    return [
         (words, {}),
         (words, {"padding": "post"}),
         (words, {"maxlen": 2}),
@@ -429,20 +718,54 @@ def check_pad_sequences(ctx: Context) -> None:
         ([[[1, 2], [3, 4]], [[5, 6]]], {}),
         ([np.array([1, 2, 3]), np.array([4])], {"maxlen": 2, "padding": "post",
                                                 "truncating": "post"}),
+        ([[3, 1, 2], [5, 4]], {"maxlen": 2, "padding": "post"}),
     ]
-    for sequences, kwargs in cases:
+
+
+def _plain(sequences) -> Any:
+    return [s.tolist() if isinstance(s, np.ndarray) else copy.deepcopy(list(s))
+            for s in sequences]
+
+
+@probe("pad_sequences")
+def probe_pad_sequences(kit, rec: Recorder) -> None:
+    pad_sequences = kit.get("pad_sequences")
+    for k, (sequences, kwargs) in enumerate(_pad_cases()):
+        argument = copy.deepcopy(sequences)
+        rec.call(f"case/{k}", pad_sequences, argument, **kwargs)
+        rec.put_json(f"case/{k}/after", _plain(argument))
+
+
+@judge("pad_sequences")
+def judge_pad_sequences(out: Outputs, ctx: Judgement) -> None:
+    reference = _reference("minidl.data.text", "pad_sequences")
+    for k, (sequences, kwargs) in enumerate(_pad_cases()):
         call = "pad_sequences(" + ", ".join(
-            [repr([s.tolist() if isinstance(s, np.ndarray) else s for s in sequences])] +
-            [f"{k}={v!r}" for k, v in kwargs.items()]) + ")"
+            [repr(_plain(sequences))] + [f"{key}={v!r}" for key, v in kwargs.items()]) + ")"
         expected = reference(copy.deepcopy(sequences), **kwargs)
         ctx.case = f"for {call}"
-        got = pad_sequences(copy.deepcopy(sequences), **kwargs)
-        if not isinstance(got, np.ndarray):
-            raise CheckFailure(f"{call} returned {type(got).__name__}; return a NumPy array")
+        returned = out.get(f"case/{k}")
+        if returned.type != "ndarray":
+            raise CheckFailure(f"{call} returned {returned.type}; return a NumPy array")
+        got = numeric(returned, call)
         if got.shape != expected.shape:
             raise CheckFailure(f"{call} returned shape {got.shape}, expected {expected.shape}")
         if got.dtype != expected.dtype:
-            raise CheckFailure(f"{call} returned dtype {got.dtype}, expected {expected.dtype} "
-                               f"(cast with the dtype argument)")
+            raise CheckFailure(f"{call} returned dtype {got.dtype}, expected {expected.dtype}",
+                               "the result is not cast to the `dtype` argument")
         if not np.array_equal(got, expected):
-            raise CheckFailure(f"{call} returned {got.tolist()}, expected {expected.tolist()}")
+            diagnosis = None
+            if np.array_equal(got, reference(copy.deepcopy(sequences), **dict(
+                    kwargs, padding="post" if kwargs.get("padding", "pre") == "pre"
+                    else "pre"))):
+                diagnosis = "the padding is on the wrong side"
+            elif "maxlen" in kwargs and np.array_equal(got, reference(copy.deepcopy(sequences), **dict(
+                    kwargs, truncating="post" if kwargs.get("truncating", "pre") == "pre"
+                    else "pre"))):
+                diagnosis = "the sequences are cut at the wrong end"
+            raise CheckFailure(f"{call} returned {got.tolist()}, expected {expected.tolist()}",
+                               diagnosis)
+        if out.json(f"case/{k}/after") != _plain(sequences):
+            raise CheckFailure(f"{call} changed the caller's sequences (they are now "
+                               f"{out.json(f'case/{k}/after')}); work on copies",
+                               "an input was changed in place")

@@ -20,7 +20,10 @@ def _export(args: argparse.Namespace) -> int:
     kind = "answer key" if args.solutions else "student kit"
     print(f"wrote the {kind} to {args.directory}: "
           + ", ".join(p.name for p in written))
-    if not args.solutions:
+    if args.solutions:
+        print("this is the answer key: do not hand it out; `minidl grade` refuses it unless "
+              "given --allow-solutions")
+    else:
         print(f"students: read {args.directory}/README.md, fill in the stubs, then run "
               f"`minidl grade {args.directory}`")
     return 0

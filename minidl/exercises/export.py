@@ -218,6 +218,31 @@ def _replace_regions(lines: List[str], regions: Sequence[Region], exercises: Dic
     return out + lines[position:]
 
 
+def _replace_docstring(body: List[str], node: ast.stmt, start: int, spec: str,
+                       regions: Sequence[Region]) -> List[str]:
+    """The unit's lines with its docstring replaced by the registry's ``spec`` (the kit's
+    specification, which names the formula instead of giving it)."""
+    first = node.body[0] if getattr(node, "body", None) else None
+    if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and
+            isinstance(first.value.value, str)):
+        raise ExerciseMarkerError(f"{node.name} has no docstring to replace with its spec")
+    begin, end = first.lineno - 1 - start, first.end_lineno - start
+    if any(r.begin - start < end for r in regions):
+        raise ExerciseMarkerError(f"{node.name}: an exercise region comes before its docstring")
+    indent = " " * first.col_offset
+    width = max(LINE_WIDTH - len(indent), 40)
+    paragraphs = []
+    for paragraph in spec.split("\n\n"):
+        lines = []
+        for line in paragraph.split("\n"):
+            lines += textwrap.wrap(line, width, break_long_words=False,
+                                   break_on_hyphens=False) or [""]
+        paragraphs.append("\n".join(f"{indent}{line}".rstrip() for line in lines))
+    text = "\n\n".join(paragraphs)
+    docstring = f'{indent}"""{text[len(indent):]}\n{indent}"""\n'
+    return body[:begin] + [docstring] + body[end:]
+
+
 def kit_file_text(file: str, solutions: bool = False) -> str:
     """The text of one kit file: header, imports, its units with their regions stubbed."""
     exercises = kit_files()[file]
@@ -244,6 +269,9 @@ def kit_file_text(file: str, solutions: bool = False) -> str:
         stop = max([node.end_lineno] + [r.end + 1 for r in regions])
         body = _replace_regions(lines[start:stop], regions, {e.id: e for e in exercises},
                                 start, solutions)
+        spec = next((e.spec for e in exercises if e.unit == unit and e.spec), None)
+        if spec is not None and not solutions:
+            body = _replace_docstring(body, node, start, spec, regions)
         pieces.append("".join(body).rstrip("\n") + "\n")
         used |= _used_names(node)
 
@@ -263,7 +291,8 @@ def kit_file_text(file: str, solutions: bool = False) -> str:
         f'{"s" if len(exercises) > 1 else ""}).\n\n'
         f"Exercises in this file:\n{listing}\n\n"
         f"Replace each stub (the `raise NotImplementedError` under `# EXERCISE <id>`) with your\n"
-        f"code. The docstrings are the specification: shapes, formula, stability. Keep the\n"
+        f"code. The docstrings are the specification: shapes, what to compute, stability. Keep\n"
+        f"the "
         f"names and signatures: the grader imports {names} from this file and plugs\n"
         f"{'them' if len(units) > 1 else 'it'} into minidl in place of the reference. Check your "
         f"work with\n`minidl grade {file}` (or `python {file}`).\n\n"
@@ -313,11 +342,12 @@ and plugs it into minidl in place of the reference one.
     minidl grade ex_sigmoid.py     # the exercises of one file
     python ex_sigmoid.py           # the same
 
-For each exercise the grader runs value checks against the reference implementation and
-numerical gradient checks (`md.gradcheck`, with a random upstream gradient), and says what is
-wrong: which input, which element, the expected value and yours, and a hint. Your code runs in a
-separate Python process with a time limit, so an error, a crash or an endless loop fails that
-exercise only. The score is the number of exercises passed.
+The grader runs your code in a separate Python process, in a scratch copy of your kit, with a
+time limit, and checks what it returns against minidl's reference: values, gradients for a
+random upstream gradient, and that your code leaves its inputs unchanged. It says what is
+wrong — which output, which element, the expected value and yours, and the mistake when it
+recognises one. An error, a crash or an endless loop fails that exercise only. While grading,
+minidl's own solutions are stubs: importing them gets you nothing, so write your own.
 """
 
 

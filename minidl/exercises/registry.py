@@ -1,5 +1,5 @@
-"""The list of exercises: what each one is, where its reference lives, and the hint the grader
-gives when it fails.
+"""The list of exercises: what each one is, where its reference lives, what it is worth, and
+what the grader may say about it.
 
 The solution of each exercise is a region of the reference source between the comment lines
 ``# BEGIN EXERCISE <id>`` and ``# END EXERCISE``. The region's top-level class or function (its
@@ -7,13 +7,24 @@ The solution of each exercise is a region of the reference source between the co
 kit file may hold several units of one module, in the module's order, and so several exercises:
 ``ex_sigmoid.py`` holds the function ``sigmoid_array`` (exercise ``sigmoid_forward``) and the
 class ``Sigmoid`` whose forward calls it (``sigmoid_backward``), as in the reference.
-Adding an exercise = marking a region + adding an entry here + writing its check in ``checks.py``
-(a test fails until all three agree).
+Adding an exercise = marking a region + adding an entry here + writing its probe and judge in
+``checks.py`` (a test fails until all three agree). A teacher can add exercises without editing
+minidl: ``load_extra`` reads them from a folder (see ``docs/teacher.md``).
+
+What the grader says is graded too (``--hints``): ``task`` and ``spec`` are in the kit and
+``diagnose`` mode's messages name a mistake; neither gives a formula or code. Only ``hint`` does,
+and it is shown with ``--hints full`` alone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Tuple
+import importlib
+import importlib.util
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 @dataclass(frozen=True)
@@ -26,17 +37,30 @@ class Exercise:
         module: the module holding the reference solution (and the markers).
         unit: the top-level class or function around the region; the kit file defines it.
         file: the kit file (it holds one or more units of ``module``).
-        task: what to write, in one line; it becomes the comment above the stub.
-        hint: the formula or the usual mistake, shown with a failure.
+        task: what to write, in one line, without the formula; the comment above the stub.
+        hint: the formula or the usual mistake — shown only with ``--hints full``.
+        weight: points for passing it (a teacher's ``--weights`` file may change them).
+        needs: exercises whose code this one's check runs too (the student's versions): when
+            one of them fails, a failure here says so.
+        spec: the kit's docstring of ``unit`` (the specification: shapes, what to compute, the
+            formula's name — not the formula), replacing the reference's, which may give the
+            answer away. None keeps the reference's docstring.
+        lesson: the lesson that teaches it.
+        extra: the teacher's folder of an exercise added with ``load_extra`` (None: built in).
     """
 
     id: str
     title: str
-    module: str
+    module: Optional[str]
     unit: str
     file: str
     task: str
     hint: str
+    weight: float = 1.0
+    needs: Tuple[str, ...] = ()
+    spec: Optional[str] = None
+    lesson: Optional[int] = None
+    extra: Optional[str] = field(default=None, compare=False)
 
 
 EXERCISES: Tuple[Exercise, ...] = (
@@ -44,105 +68,291 @@ EXERCISES: Tuple[Exercise, ...] = (
         id="sigmoid_forward",
         title="the logistic sigmoid σ(x) on an array, stable for any x",
         module="minidl.functions.elementwise", unit="sigmoid_array", file="ex_sigmoid.py",
-        task="return y = σ(x) = 1/(1 + e⁻ˣ) with x's shape and dtype, written into `out` when "
-             "it is given; no overflow for any x, and x itself stays unchanged",
+        task="return the logistic sigmoid of x with x's shape and dtype, written into `out` "
+             "when it is given; it must not overflow for any x, and x itself stays unchanged",
         hint="e⁻ˣ overflows for x < −88 in float32, so use the equal form σ(x) = "
              "0.5·tanh(x/2) + 0.5 (or first raise x to at least −88, where σ is below 1e-38). "
              "Start with y = xp.multiply(x, 0.5, out=out): a new array when out is None, out "
              "otherwise (x is left alone); then keep working in y with out=y, y *= ..., y += "
              ".... Use xp = backend.get_array_module(x) rather than numpy, so it also runs on "
-             "a GPU."),
+             "a GPU.",
+        weight=1.0, lesson=2,
+        spec="The logistic sigmoid σ(x) = 1 / (1 + e⁻ˣ) on a raw array (NumPy, CuPy or strict), "
+             "into ``out`` if given.\n\n"
+             "The one sigmoid of minidl: ``Sigmoid``, the fused LSTM (``out=z`` computes the "
+             "gates in place) and ``binary_cross_entropy_with_logits`` all call it.\n\n"
+             "Shape: any; the result has x's shape and dtype. With ``out`` given, the result is "
+             "written into it and returned (``out`` may be ``x`` itself); otherwise x is left "
+             "unchanged.\n\n"
+             "Stability: must not overflow for any x, e.g. x = −1000 in float32, where e⁻ˣ is "
+             "too large for float32 (lesson 2 shows an equal form of σ that never overflows); "
+             "it should saturate to 0 and 1."),
     Exercise(
         id="sigmoid_backward",
-        title="the sigmoid's backward: dσ/dx = σ(1 − σ)",
+        title="the sigmoid's backward, from the saved output",
         module="minidl.functions.elementwise", unit="Sigmoid", file="ex_sigmoid.py",
-        task="return the gradient of x: gy times dσ/dx = y(1 − y), with y saved by forward",
+        task="return the gradient of x from the upstream gradient gy, using the output y that "
+             "forward saved",
         hint="dx = gy ⊙ y ⊙ (1 − y) where y = σ(x) is what forward saved "
-             "(y, = self.saved_tensors)."),
+             "(y, = self.saved_tensors).",
+        weight=1.0, needs=("sigmoid_forward",), lesson=2,
+        spec="y = σ(x), the logistic sigmoid.\n\n"
+             "Forward is ``sigmoid_array`` (stable for any x) and saves the output y. Backward "
+             "returns the gradient of x for the upstream gradient gy (same shape): σ's "
+             "derivative written with the saved output y, times gy, elementwise."),
     Exercise(
         id="sum_to",
         title="sum_to: undo broadcasting (the backward of every broadcasting op)",
         module="minidl.functions.shape", unit="_sum_to_array", file="ex_sum_to.py",
-        task="sum g over the axes that broadcasting added (leading) or stretched (size 1 in "
-             "shape) and return an array of exactly `shape`; e.g. g (4, 2, 3) and shape (2, 1): "
-             "sum over axes 0 and 2, giving (2, 1)",
+        task="sum g over the axes that broadcasting added or stretched, so that the result has "
+             "exactly `shape`",
         hint="Broadcasting aligns shapes on the right: sum the lead = g.ndim − len(shape) "
              "leading axes, and every axis i where shape[i] == 1 but g's matching axis is "
-             "longer; then reshape to `shape` (keepdims, or .reshape(shape))."),
+             "longer; then reshape to `shape` (keepdims, or .reshape(shape)).",
+        weight=1.0, lesson=2,
+        spec="Sum the array ``g`` over the axes that broadcasting added or stretched, giving an "
+             "array of exactly ``shape``.\n\n"
+             "Shape: g has the broadcast shape of an array of ``shape`` (NumPy's rules: shapes "
+             "are aligned on the right); the result has ``shape``. Example: g (4, 2, 3) and "
+             "shape (2, 1) give (2, 1)."),
     Exercise(
         id="matmul_backward",
         title="matmul's backward, with broadcast leading axes",
         module="minidl.functions.matmul", unit="MatMul", file="ex_matmul.py",
-        task="return (dA, dB) for Y = A @ B: dA = dY @ Bᵀ, dB = Aᵀ @ dY, summed back to the "
-             "shapes of A and B",
+        task="return the gradients (dA, dB) of Y = A @ B for the upstream gradient gy, each with "
+             "the shape of its input",
         hint="dA = dY @ Bᵀ and dB = Aᵀ @ dY, transposing the last two axes "
              "(.swapaxes(-1, -2)); when A or B was broadcast over leading axes, "
-             "sum_to(grad, a.shape) sums them back."),
+             "sum_to(grad, a.shape) sums them back.",
+        weight=1.5, needs=("sum_to",), lesson=3,
+        spec="Y = A @ B over the last two axes, leading axes broadcast.\n\n"
+             "Shape: A (..., n, k), B (..., k, m) -> Y (..., n, m).\n"
+             "Backward: the gradients of A and B for the upstream gradient gy (the shape of Y) — "
+             "lesson 3 derives them from the chain rule — each with exactly the shape of its "
+             "input, so an input that was broadcast over leading axes gets its gradient summed "
+             "back (``sum_to``)."),
     Exercise(
         id="linear_forward",
         title="nn.Linear.forward: y = x @ W + b",
         module="minidl.nn.layers", unit="Linear", file="ex_linear.py",
-        task="return y = x @ W + b with the layer's parameters self.W and self.b "
-             "(self.b is None when bias=False)",
+        task="return y = x @ W + b with the layer's parameters self.W and self.b (self.b is None "
+             "when bias=False), as Tensor operations so that gradients flow",
         hint="y = x @ self.W + self.b, with Tensor operations so that gradients flow "
-             "(F.linear(x, self.W, self.b) does it in one op); with bias=False, self.b is None."),
+             "(F.linear(x, self.W, self.b) does it in one op); with bias=False, self.b is None.",
+        weight=0.5, lesson=4),
     Exercise(
         id="softmax_cross_entropy_backward",
-        title="the fused softmax cross-entropy's backward: softmax − onehot",
+        title="the fused softmax cross-entropy's backward",
         module="minidl.functions.loss", unit="SoftmaxCrossEntropy",
         file="ex_softmax_cross_entropy.py",
-        task="return dℓ/dx (N, C) = (softmax(x) − onehot(target)) · gy[:, None] · keep[:, None]",
+        task="return the gradient of the logits (N, C) for the upstream gradient gy (N,); rows "
+             "with keep = 0 get a zero gradient",
         hint="softmax(x) = exp(self.log_p); subtract 1 at [row, self.target[row]] for each "
              "row; multiply row n by gy[n] (the upstream gradient) and by self.keep[n], which "
-             "is 0 for ignored targets."),
+             "is 0 for ignored targets.",
+        weight=1.0, lesson=4,
+        spec="ℓₙ = −log softmax(xₙ)[tₙ] for rows xₙ of logits (N, C) and integer targets tₙ, "
+             "fused.\n\n"
+             "Forward keeps log softmax(x) in ``self.log_p``. Backward returns dℓ/dx (N, C) for "
+             "the upstream gradient gy (N,), one pass over the logits (lesson 4 derives the "
+             "gradient of cross-entropy after softmax). Rows with ``keep = 0`` (ignored "
+             "targets) get zero loss and zero gradient."),
     Exercise(
         id="lstm_cell_forward",
         title="one LSTM step (nn.LSTMCell.forward), gates in the order i, f, g, o",
         module="minidl.nn.recurrent", unit="LSTMCell", file="ex_lstm_cell.py",
-        task="return (h', c') for one step: z = x W_x + h W_h + b, gates i, f, g, o, "
-             "c' = f ⊙ c + i ⊙ g, h' = o ⊙ tanh(c')",
+        task="return (h', c') for one LSTM step with the gate blocks in the order i, f, g, o, "
+             "as Tensor operations",
         hint="z = x @ W_x + h @ W_h + b has four blocks of H columns in the order i, f, g, o; "
-             "i, f and o use σ, only g uses tanh; c' = f ⊙ c + i ⊙ g; h' = o ⊙ tanh(c')."),
+             "i, f and o use σ, only g uses tanh; c' = f ⊙ c + i ⊙ g; h' = o ⊙ tanh(c').",
+        weight=1.5, needs=("sigmoid_forward",), lesson=8,
+        spec="One LSTM step (lesson 8), written with primitive ops so that it reads like the "
+             "math.\n\n"
+             "The pre-activations z = x W_x + h W_h + b have four blocks of H columns, in the "
+             "order i, f, g, o (Keras' and PyTorch's): the input, forget and output gates "
+             "(squashed to (0, 1)) and the candidate g (squashed to (−1, 1)). The new cell "
+             "state c' keeps part of c (forget gate) and adds part of g (input gate); the new "
+             "h' is the output gate applied to the squashed cell state.\n\n"
+             "Shape: x (B, input_size), h and c (B, hidden_size) -> (h', c').\n"
+             "Parameters: W_x (input_size, 4H) glorot-uniform; W_h (H, 4H) orthogonal; b (4H,) "
+             "zeros except the forget gate's block, which starts at 1 (Keras' "
+             "unit_forget_bias), so the cell remembers by default."),
     Exercise(
         id="lstm_cell_backward",
         title="one LSTM step's backward, written by hand",
         module="minidl.exercises.lstm_cell_function", unit="LSTMCellFunction",
         file="ex_lstm_cell_function.py",
-        task="return (dx, dh, dc, dW_x, dW_h, db) from the gradients of h' and c'",
+        task="return (dx, dh, dc, dW_x, dW_h, db) from the gradients of h' and c', following "
+             "lesson 8's derivation",
         hint="dc' gets two shares: grad_c + grad_h ⊙ o ⊙ (1 − tanh²c'); do = grad_h ⊙ tanh c'; "
              "di = dc'⊙g, df = dc'⊙c, dg = dc'⊙i; dz = [di·i(1−i), df·f(1−f), dg·(1−g²), "
              "do·o(1−o)] in the order i, f, g, o; then dx = dz W_xᵀ, dh = dz W_hᵀ, "
-             "dc = dc' ⊙ f, dW_x = xᵀ dz, dW_h = hᵀ dz, db = Σ dz over the batch."),
+             "dc = dc' ⊙ f, dW_x = xᵀ dz, dW_h = hᵀ dz, db = Σ dz over the batch.",
+        weight=3.0, needs=("sigmoid_forward",), lesson=8,
+        spec="One LSTM step, forward and backward by hand (lesson 8 derives the backward).\n\n"
+             "Forward: z = x W_x + h W_h + b (B, 4H) in the gate order i, f, g, o, then the "
+             "step of ``nn.LSTMCell``; it keeps the gates in ``self.gates`` (i, f, g, o, each "
+             "(B, H)) and tanh(c') in ``self.tanh_c``.\n\n"
+             "Shape: x (B, D), h and c (B, H), W_x (D, 4H), W_h (H, 4H), b (4H,) -> h' (B, H), "
+             "c' (B, H).\n"
+             "Backward: from grad_h = ∂L/∂h' and grad_c = ∂L/∂c' (both (B, H)) return "
+             "(dx, dh, dc, dW_x, dW_h, db), one gradient per input, each of that input's "
+             "shape."),
     Exercise(
         id="adam_step",
         title="the Adam update with bias correction (PyTorch's rule)",
         module="minidl.optim.adam", unit="Adam", file="ex_adam.py",
-        task="update the moments m and v in place and the parameter p.data, as the class "
-             "docstring says (both ε placements: group['epsilon_hat'])",
+        task="update the moments m and v in place and then the parameter p.data with PyTorch's "
+             "rule, as the class docstring and lesson 5 say (only PyTorch's ε placement is "
+             "graded; group['epsilon_hat'] selects Keras' form, optional)",
         hint="m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; m̂ = m/(1−β₁ᵗ); v̂ = v/(1−β₂ᵗ); "
-             "θ ← θ − lr·m̂/(√v̂ + ε); with epsilon_hat: θ ← θ − lr·√(1−β₂ᵗ)/(1−β₁ᵗ)·m/(√v + ε). "
-             "Update m and v in place (m *= β₁ ...) so the state persists between steps."),
+             "θ ← θ − lr·m̂/(√v̂ + ε). Update m and v in place (m *= β₁ ...) so the state "
+             "persists between steps, and never change `grad` (it is p.grad's array).",
+        weight=1.5, lesson=5),
     Exercise(
         id="pad_sequences",
         title="pad_sequences: pad or cut token lists to one length (Keras' semantics)",
         module="minidl.data.text", unit="pad_sequences", file="ex_pad_sequences.py",
-        task="build the (len(sequences), maxlen) + sample_shape array filled with `value`, "
-             "then copy each (truncated) sequence in, before or after the padding",
+        task="build the (len(sequences), maxlen) + sample_shape array filled with `value`, then "
+             "copy each (truncated) sequence in, before or after the padding; the caller's "
+             "sequences stay unchanged",
         hint="truncating='pre' keeps the last maxlen items (s[-maxlen:]), 'post' the first "
              "(s[:maxlen]); padding='pre' writes them at the end of the row "
              "(x[row, maxlen − len(kept):]), 'post' at the start; empty sequences stay all "
-             "`value`; cast to `dtype`."),
+             "`value`; cast to `dtype`.",
+        weight=1.0, lesson=6),
 )
 
 
+_EXTRA: Dict[str, Exercise] = {}
+_EXTRA_PROBES: Dict[str, Callable] = {}
+_EXTRA_JUDGES: Dict[str, Callable] = {}
+EXTRA_FILES = ("exercise.json", "probe.py")  # what of a teacher's exercise reaches the worker
+
+
+class ExtraExerciseError(ValueError):
+    """A teacher's exercise folder that cannot be used; the message says why."""
+
+
+def all_exercises() -> Tuple[Exercise, ...]:
+    """minidl's exercises, then any a teacher added with ``load_extra``."""
+    return EXERCISES + tuple(_EXTRA.values())
+
+
 def by_id() -> Dict[str, Exercise]:
-    """The exercises keyed by id."""
-    return {e.id: e for e in EXERCISES}
+    """The exercises keyed by id (the teacher's too)."""
+    return {e.id: e for e in all_exercises()}
 
 
 def kit_files() -> Dict[str, List[Exercise]]:
-    """Kit file name -> the exercises in it, in the kit's order."""
+    """Kit file name -> minidl's exercises in it, in the kit's order."""
     files: Dict[str, List[Exercise]] = {}
     for e in EXERCISES:
         files.setdefault(e.file, []).append(e)
     return files
+
+
+def _import_file(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_extra(folder: Path, with_judges: bool = True) -> List[Exercise]:
+    """Add a teacher's exercises: every sub-folder of ``folder`` holding an ``exercise.json``.
+
+    An exercise folder holds
+      - ``exercise.json``: ``{"id", "title", "file", "unit", "task", "hint", "weight"}`` (the
+        kit file the students fill in, the class or function the probe takes from it);
+      - ``probe.py``: ``probe(kit, rec)`` — runs in the worker, next to the student's code: it
+        calls ``kit.get(unit)`` on fixed inputs and records what it returns (``rec.call``,
+        ``rec.put``); it is the only code of the folder that reaches the worker;
+      - ``check.py``: ``judge(out, ctx)`` — runs in the grader: computes the expected values
+        (from a reference the teacher keeps in the folder, e.g. ``reference.py``, which never
+        reaches the worker) and raises ``CheckFailure`` when ``out`` disagrees.
+    Returns the exercises added.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ExtraExerciseError(f"{folder}: no such folder of exercises")
+    added = []
+    for spec_path in sorted(folder.glob("*/exercise.json")):
+        where = spec_path.parent
+        try:
+            spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise ExtraExerciseError(f"{spec_path}: not JSON ({error})") from None
+        required = {"id", "title", "file", "unit"}
+        if not isinstance(spec, dict) or required - set(spec):
+            raise ExtraExerciseError(f"{spec_path}: needs the fields {sorted(required)}")
+        if not re.match(r"^[a-z][a-z0-9_]{0,63}$", str(spec["id"])) or \
+                not re.match(r"^[A-Za-z0-9_\-]{1,80}\.py$", str(spec["file"])):
+            raise ExtraExerciseError(f"{spec_path}: the id must be lower_case_with_underscores "
+                                     f"and the file a plain name ending in .py")
+        if spec["id"] in {e.id for e in EXERCISES}:
+            raise ExtraExerciseError(f"{spec_path}: {spec['id']} is one of minidl's exercises")
+        if spec["file"] in kit_files():
+            raise ExtraExerciseError(f"{spec_path}: {spec['file']} is a file of minidl's kit")
+        exercise = Exercise(id=spec["id"], title=str(spec["title"]), module=None,
+                            unit=str(spec["unit"]), file=spec["file"],
+                            task=str(spec.get("task", "")), hint=str(spec.get("hint", "")),
+                            weight=float(spec.get("weight", 1.0)), extra=str(where))
+        probe = _import_file(f"minidl_extra_probe_{exercise.id}", where / "probe.py")
+        if not callable(getattr(probe, "probe", None)):
+            raise ExtraExerciseError(f"{where / 'probe.py'} must define probe(kit, rec)")
+        _EXTRA_PROBES[exercise.id] = probe.probe
+        if with_judges:
+            check = _import_file(f"minidl_extra_check_{exercise.id}", where / "check.py")
+            if not callable(getattr(check, "judge", None)):
+                raise ExtraExerciseError(f"{where / 'check.py'} must define judge(out, ctx)")
+            _EXTRA_JUDGES[exercise.id] = check.judge
+        _EXTRA[exercise.id] = exercise
+        added.append(exercise)
+    if not added:
+        raise ExtraExerciseError(f"{folder} holds no exercise (a sub-folder with exercise.json)")
+    return added
+
+
+def clear_extra() -> None:
+    """Forget the exercises added with ``load_extra``."""
+    _EXTRA.clear()
+    _EXTRA_PROBES.clear()
+    _EXTRA_JUDGES.clear()
+
+
+def extra_probes() -> Dict[str, Callable]:
+    return dict(_EXTRA_PROBES)
+
+
+def extra_judges() -> Dict[str, Callable]:
+    return dict(_EXTRA_JUDGES)
+
+
+# ----------------------------------------------------------------------------- plugging in
+def _replace_everywhere(old: Any, new: Any) -> None:
+    """Make every minidl module that refers to ``old`` refer to ``new`` (``from x import y``
+    copies the reference, so patching the defining module alone is not enough)."""
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "minidl" or name.startswith("minidl.")):
+            continue
+        for attribute, value in list(vars(module).items()):
+            if value is old:
+                setattr(module, attribute, new)
+
+
+def plug_unit(exercise: Exercise, student: Any) -> None:
+    """In the grading worker: put the student's unit into minidl in place of the stub."""
+    if exercise.module is None:
+        return
+    module = sys.modules.get(exercise.module) or importlib.import_module(exercise.module)
+    old = getattr(module, exercise.unit, None)
+    setattr(module, exercise.unit, student)
+    if old is not None:
+        _replace_everywhere(old, student)
+    if exercise.id in _PLUGS:
+        _PLUGS[exercise.id](student)
+
+
+_PLUGS: Dict[str, Callable[[Any], None]] = {}
