@@ -622,3 +622,70 @@ def test_the_minidl_command_offers_exercises_and_grade():
                     "`from minidl.exercises.cli import add_subcommands; add_subcommands(sub)`")
     assert args.path == "kit" and callable(args.run)
     assert parser.parse_args(["exercises", "export", "kit"]).directory == "kit"
+
+
+# ============================================================================= a teacher's own
+TEACHER_PROBE = '''\
+import numpy as np
+
+
+def probe(kit, rec):
+    relu = kit.get("relu")
+    x = np.linspace(-2.0, 2.0, 9)
+    rec.call("y", relu, x.copy())
+'''
+TEACHER_CHECK = '''\
+import numpy as np
+
+from minidl.exercises.assertions import CheckFailure, assert_close
+from reference import relu  # beside this file; it never reaches the worker
+
+
+def judge(out, ctx):
+    x = np.linspace(-2.0, 2.0, 9)
+    y = out.array("y", "relu(x)")
+    if (y < 0).any():
+        raise CheckFailure("relu(x) has negative values", "negative inputs must give 0")
+    assert_close("relu(x)", y, relu(x))
+'''
+
+
+@pytest.fixture
+def teacher_folder(tmp_path):
+    from minidl.exercises.registry import clear_extra
+    folder = tmp_path / "teacher" / "relu"
+    folder.mkdir(parents=True)
+    (folder / "exercise.json").write_text(json.dumps({
+        "id": "relu_forward", "title": "ReLU on an array", "file": "ex_relu.py",
+        "unit": "relu", "task": "return max(x, 0) elementwise", "hint": "np.maximum",
+        "weight": 2}), encoding="utf-8")
+    (folder / "probe.py").write_text(TEACHER_PROBE, encoding="utf-8")
+    (folder / "check.py").write_text(TEACHER_CHECK, encoding="utf-8")
+    (folder / "reference.py").write_text("import numpy as np\n\n\ndef relu(x):\n"
+                                         "    return np.maximum(x, 0)\n", encoding="utf-8")
+    (folder / "ex_relu.py").write_text('def relu(x):\n    """max(x, 0) elementwise."""\n'
+                                       '    raise NotImplementedError("exercise relu_forward is '
+                                       'not implemented yet")\n', encoding="utf-8")
+    yield folder.parent
+    clear_extra()
+
+
+def test_a_teacher_adds_an_exercise_from_a_folder(teacher_folder, tmp_path, capsys):
+    classroom = tmp_path / "class"
+    export_kit(classroom / "alice", extra=teacher_folder)
+    export_kit(classroom / "bob", extra=teacher_folder)
+    assert "relu_forward" in (classroom / "alice" / "kit.json").read_text(encoding="utf-8")
+    (classroom / "alice" / "ex_relu.py").write_text(
+        "import numpy as np\n\n\ndef relu(x):\n    return np.maximum(x, 0)\n", encoding="utf-8")
+    (classroom / "bob" / "ex_relu.py").write_text(  # bob tries to read the teacher's answer
+        f"import runpy\nrelu = runpy.run_path({str(teacher_folder / 'relu' / 'reference.py')!r})"
+        f"['relu']\n", encoding="utf-8")
+    exercises_main(["grade", str(classroom), "--only", "relu_forward", "--extra",
+                    str(teacher_folder)])
+    out = capsys.readouterr().out
+    rows = list(csv.reader((classroom / "grades.csv").open(encoding="utf-8")))
+    assert rows[0] == ["student", "relu_forward", "passed", "total", "points", "max_points",
+                       "score"]
+    assert rows[1] == ["alice", "1", "1", "1", "2", "2", "1.000"]
+    assert rows[2][:2] == ["bob", "0"]
+    assert "does not let student code open" in " ".join(out.split())

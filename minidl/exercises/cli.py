@@ -13,8 +13,9 @@ from typing import List, Optional
 def _export(args: argparse.Namespace) -> int:
     from minidl.exercises.export import ExerciseMarkerError, export_kit
     try:
-        written = export_kit(args.directory, solutions=args.solutions, force=args.force)
-    except (FileExistsError, ExerciseMarkerError) as error:
+        written = export_kit(args.directory, solutions=args.solutions, force=args.force,
+                             extra=args.extra)
+    except (FileExistsError, ExerciseMarkerError, ValueError) as error:
         print(f"minidl exercises export: {error}", file=sys.stderr)
         return 2
     kind = "answer key" if args.solutions else "student kit"
@@ -49,6 +50,8 @@ def _add_export_and_list(sub) -> None:
     e.add_argument("directory", metavar="DIR")
     e.add_argument("--solutions", action="store_true",
                    help="write the answer key (the reference solutions) instead of stubs")
+    e.add_argument("--extra", default=None, metavar="TEACHER_DIR",
+                   help="add the kit files of a teacher's own exercises (see docs/teacher.md)")
     e.add_argument("--force", action="store_true",
                    help="overwrite kit files already in DIR (work in them is lost)")
     e.set_defaults(run=_export)

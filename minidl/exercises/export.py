@@ -352,8 +352,10 @@ minidl's own solutions are stubs: importing them gets you nothing, so write your
 
 
 def export_kit(directory: Union[str, os.PathLike], solutions: bool = False,
-               force: bool = False) -> List[Path]:
-    """Write a student kit (or, with ``solutions=True``, the answer key) into ``directory``.
+               force: bool = False, extra: Optional[Union[str, os.PathLike]] = None) -> List[Path]:
+    """Write a student kit (or, with ``solutions=True``, the answer key) into ``directory``;
+    ``extra`` is a teacher's folder of exercises (``registry.load_extra``) whose kit files are
+    added.
 
     Refuses to overwrite existing kit files unless ``force``: they may hold a student's work.
     Returns the paths written.
@@ -361,12 +363,21 @@ def export_kit(directory: Union[str, os.PathLike], solutions: bool = False,
     check_markers()
     directory = Path(directory)
     contents: Dict[str, str] = {file: kit_file_text(file, solutions) for file in kit_files()}
+    added = []
+    if extra is not None:
+        from minidl.exercises.registry import load_extra
+        for exercise in load_extra(Path(extra), with_judges=False):
+            stub = Path(exercise.extra) / exercise.file
+            if stub.is_file():
+                contents[exercise.file] = stub.read_text(encoding="utf-8")
+            added.append(exercise)
     contents["README.md"] = readme_text(solutions)
     from minidl import __version__
     contents[MANIFEST] = json.dumps({
         "kit": "minidl exercises", "format": 1, "minidl_version": __version__,
         "solutions": solutions,
-        "exercises": [{"id": e.id, "file": e.file, "title": e.title} for e in EXERCISES],
+        "exercises": [{"id": e.id, "file": e.file, "title": e.title}
+                      for e in list(EXERCISES) + added],
     }, indent=2, ensure_ascii=False) + "\n"
     existing = [name for name in contents if (directory / name).exists()]
     if existing and not force:

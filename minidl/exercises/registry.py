@@ -271,7 +271,9 @@ def load_extra(folder: Path, with_judges: bool = True) -> List[Exercise]:
         ``rec.put``); it is the only code of the folder that reaches the worker;
       - ``check.py``: ``judge(out, ctx)`` — runs in the grader: computes the expected values
         (from a reference the teacher keeps in the folder, e.g. ``reference.py``, which never
-        reaches the worker) and raises ``CheckFailure`` when ``out`` disagrees.
+        reaches the worker) and raises ``CheckFailure`` when ``out`` disagrees;
+      - optionally the kit file itself (``file``, with the stub), which ``minidl exercises
+        export --extra`` copies into the kits it writes.
     Returns the exercises added.
     """
     folder = Path(folder)
@@ -303,8 +305,12 @@ def load_extra(folder: Path, with_judges: bool = True) -> List[Exercise]:
         if not callable(getattr(probe, "probe", None)):
             raise ExtraExerciseError(f"{where / 'probe.py'} must define probe(kit, rec)")
         _EXTRA_PROBES[exercise.id] = probe.probe
-        if with_judges:
-            check = _import_file(f"minidl_extra_check_{exercise.id}", where / "check.py")
+        if with_judges:  # check.py may import its reference from beside it
+            sys.path.insert(0, str(where))
+            try:
+                check = _import_file(f"minidl_extra_check_{exercise.id}", where / "check.py")
+            finally:
+                sys.path.remove(str(where))
             if not callable(getattr(check, "judge", None)):
                 raise ExtraExerciseError(f"{where / 'check.py'} must define judge(out, ctx)")
             _EXTRA_JUDGES[exercise.id] = check.judge
