@@ -5,12 +5,22 @@
     GRU(units, ...), SimpleRNN(units, ...)                                 → nn.GRU, nn.RNN
     Dense(units, activation=None)                                          → nn.Linear + activation
     Dropout(rate), Flatten(), GlobalAveragePooling1D(), Activation(name), Input(shape)
+    Conv1D, Conv2D, MaxPooling1D/2D, GlobalMaxPooling1D                    → F.conv1d/conv2d ...
+    Bidirectional(layer), TimeDistributed(layer)                           wrappers
+    Concatenate(), Add(), ...                                              merge (functional API)
+    BatchNormalization(), LayerNormalization()                             → F.batch_norm, F.layer_norm
 
-Where they live, as in Keras (``layers/layer.py`` apart from ``layers/core/``):
+Where they live, as in Keras (``layers/layer.py`` apart from the concrete layers):
 
-    layer.py      the ``Layer`` base: lazy building, names, modes, weights; ``Input``
-    core.py       Dense, Activation, Dropout, Flatten, Embedding, GlobalAveragePooling1D
-    recurrent.py  LSTM, GRU, SimpleRNN
+    layer.py          the ``Layer`` base: lazy building, names, modes, weights, configs;
+                      ``Input`` and the symbolic ``KerasTensor`` of the functional API
+    core.py           Dense, Activation, Dropout, SpatialDropout1D, Flatten, Embedding,
+                      GlobalAveragePooling1D
+    recurrent.py      LSTM, GRU, SimpleRNN
+    convolutional.py  Conv1D, Conv2D, MaxPooling1D, MaxPooling2D, GlobalMaxPooling1D
+    merging.py        Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum
+    normalization.py  BatchNormalization, LayerNormalization
+    wrappers.py       Bidirectional, TimeDistributed
 
 **Lazy building**, as Keras: a layer creates its weights the first time it sees an input
 shape (``build(input_shape)``), so ``Dense(1)`` needs no input size. Shapes have the batch
@@ -27,13 +37,41 @@ are called with ``training=True``.
 Weights and defaults are Keras': Dense and recurrent kernels glorot-uniform, recurrent kernels
 orthogonal, biases zero (LSTM forget gate 1), embeddings U(−0.05, 0.05).
 """
+from minidl.keras.layers.convolutional import (Conv1D, Conv2D, Convolution1D, Convolution2D,
+                                               GlobalMaxPool1D, GlobalMaxPooling1D, MaxPool1D,
+                                               MaxPool2D, MaxPooling1D, MaxPooling2D)
 from minidl.keras.layers.core import (Activation, Dense, Dropout, Embedding, Flatten,
-                                      GlobalAveragePooling1D)
-from minidl.keras.layers.layer import Input, InputLayer, Layer
+                                      GlobalAveragePooling1D, SpatialDropout1D)
+from minidl.keras.layers.layer import Input, InputLayer, KerasTensor, Layer
 # The base's helpers, importable from here as when layers was one module (minidl.keras.models
 # imports them from layers.layer).
 from minidl.keras.layers.layer import Shape, to_input_tensor, training_mode, unique_name  # noqa: F401
+from minidl.keras.layers.merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply,
+                                         Subtract, add, average, concatenate, maximum, minimum,
+                                         multiply, subtract)
+from minidl.keras.layers.normalization import BatchNormalization, LayerNormalization
 from minidl.keras.layers.recurrent import GRU, LSTM, SimpleRNN
+from minidl.keras.layers.wrappers import Bidirectional, TimeDistributed, Wrapper
 
-__all__ = ["Layer", "InputLayer", "Input", "Dense", "Activation", "Dropout", "Flatten",
-           "GlobalAveragePooling1D", "Embedding", "LSTM", "GRU", "SimpleRNN"]
+GlobalAvgPool1D = GlobalAveragePooling1D
+
+__all__ = ["Layer", "InputLayer", "Input", "KerasTensor", "Dense", "Activation", "Dropout",
+           "SpatialDropout1D", "Flatten", "GlobalAveragePooling1D", "GlobalAvgPool1D",
+           "Embedding", "LSTM", "GRU", "SimpleRNN", "Conv1D", "Conv2D", "Convolution1D",
+           "Convolution2D", "MaxPooling1D", "MaxPooling2D", "MaxPool1D", "MaxPool2D",
+           "GlobalMaxPooling1D", "GlobalMaxPool1D", "Concatenate", "Add", "Subtract",
+           "Multiply", "Average", "Maximum", "Minimum", "concatenate", "add", "subtract",
+           "multiply", "average", "maximum", "minimum", "BatchNormalization",
+           "LayerNormalization", "Bidirectional", "TimeDistributed", "Wrapper", "serialize",
+           "deserialize"]
+
+
+def serialize(layer: Layer) -> dict:
+    """``{'class_name': ..., 'config': layer.get_config()}``."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config: dict, custom_objects: dict = None) -> Layer:
+    """The layer ``serialize`` described (its weights are new)."""
+    from minidl.keras.models.saving import deserialize_layer
+    return deserialize_layer(config, custom_objects)

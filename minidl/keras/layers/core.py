@@ -2,7 +2,7 @@
 
     Dense(units, activation=None)                                          → nn.Linear + activation
     Embedding(input_dim, output_dim, mask_zero=False, input_length=None)  → nn.Embedding
-    Activation(name), Dropout(rate), Flatten(), GlobalAveragePooling1D()
+    Activation(name), Dropout(rate), SpatialDropout1D(rate), Flatten(), GlobalAveragePooling1D()
 
 **Masking**, as Keras: ``Embedding(mask_zero=True)`` marks token id 0 as padding; the mask
 travels to the next layers of a ``Sequential`` model; ``GlobalAveragePooling1D`` averages over
@@ -100,6 +100,28 @@ class Dropout(Layer):
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}, name={self.name!r}"
+
+
+class SpatialDropout1D(Layer):
+    """Dropout of whole feature channels: each sample drops a channel at every time step at
+    once (neighbouring steps are correlated, so single values would be guessed back).
+    Shape: (batch, steps, channels), unchanged."""
+
+    supports_masking = True
+    input_ndim = 3
+
+    def __init__(self, rate: float, seed: Any = None, **kwargs: Any):
+        super().__init__(seed=seed, **kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"SpatialDropout1D: rate must be in [0, 1), got {rate}")
+        self.rate = rate
+
+    def call(self, x: Tensor, mask: Any = None) -> Tensor:
+        if not self.training or not self.rate:
+            return x
+        xp = backend.get_array_module(x.data)
+        ones = Tensor(xp.ones((x.shape[0], 1, x.shape[2]), dtype=x.dtype))
+        return x * F.dropout(ones, self.rate, True)
 
 
 class Flatten(Layer):

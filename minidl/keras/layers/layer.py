@@ -14,6 +14,8 @@ this module.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -84,6 +86,25 @@ def initialise(param: nn.Parameter, initializer: Any, default: str) -> None:
                                                device=param.device)
 
 
+def serialize_value(value: Any) -> Any:
+    """A layer argument as JSON: layers as ``{'class_name', 'config'}``, functions (activations,
+    initialisers) by name, tuples as lists, NumPy numbers as Python numbers."""
+    if isinstance(value, Layer):
+        return {"class_name": type(value).__name__, "config": value.get_config()}
+    if isinstance(value, (list, tuple)):
+        return [serialize_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: serialize_value(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.dtype) or isinstance(value, type) and issubclass(value, np.generic):
+        return np.dtype(value).name
+    if callable(value):
+        from minidl.keras import activations
+        return activations.name_of(value)
+    return value
+
+
 class Node:
     """One call of a layer in a functional model: the layer, the symbolic tensors it was called
     on, and those it returned."""
@@ -137,6 +158,21 @@ class Layer(nn.Module):
     rank_hint = ""
     autocast = True  # integer inputs become float32, as Keras casts them (not for Embedding)
     takes_list = False  # merge layers (Concatenate, Add, ...) take a list of inputs
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Record the arguments of the outermost ``__init__`` of every layer, for
+        ``get_config`` (so a layer's config is exactly what it was made with)."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def recording_init(self, *args: Any, **kw: Any) -> None:
+            if "_init_call" not in self.__dict__:
+                object.__setattr__(self, "_init_call", (init, args, kw))
+            init(self, *args, **kw)
+        cls.__init__ = recording_init
 
     def __init__(self, trainable: bool = True, name: Optional[str] = None,
                  dtype: Any = None, input_shape: Optional[Sequence[Optional[int]]] = None,
@@ -303,6 +339,29 @@ class Layer(nn.Module):
     def count_params(self) -> int:
         return self.num_parameters()
 
+    # -- configuration, Keras style
+    def get_config(self) -> Dict[str, Any]:
+        """The arguments the layer was made with, as JSON-ready values (activations and
+        initialisers by name, wrapped layers as ``{'class_name', 'config'}``), with its current
+        ``name`` and ``trainable``. ``type(layer).from_config(config)`` makes the same layer."""
+        init, args, kwargs = self.__dict__.get("_init_call", (None, (), {}))
+        config: Dict[str, Any] = {}
+        if init is not None:
+            bound = inspect.signature(init).bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            for key, value in list(bound.arguments.items())[1:]:
+                kind = inspect.signature(init).parameters[key].kind
+                if kind is inspect.Parameter.VAR_KEYWORD:
+                    config.update(value)
+                elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                    config[key] = value
+        config.update(name=self.name, trainable=self.trainable)
+        return {key: serialize_value(value) for key, value in config.items()}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Layer":
+        return cls(**config)
+
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
 
@@ -327,6 +386,8 @@ class InputLayer(Layer):
             kwargs["batch_input_shape"] = (batch_size,) + tuple(shape)
         super().__init__(name=name or unique_name("input_layer"), **kwargs)
         self.input_dtype = np.dtype(dtype or "float32").name
+        self.built = True  # nothing to build
+        self._shapes = (self.batch_input_shape, self.batch_input_shape)
 
     def call(self, x: Tensor, mask: Any = None) -> Tensor:
         return x

@@ -4,7 +4,8 @@
     GRU(units, ...)                                            → nn.GRU
     SimpleRNN(units, ...)                                      → nn.RNN
 
-Input (batch, timesteps, features). With a mask (``Embedding(mask_zero=True)`` before them)
+Input (batch, timesteps, features). ``go_backwards=True`` reads the sequence from its end (the
+outputs of ``return_sequences`` come in that reversed order, as Keras). With a mask (``Embedding(mask_zero=True)`` before them)
 they leave their state unchanged at masked steps, so a pre-padded sequence gives the same final
 output as the unpadded one.
 
@@ -13,7 +14,7 @@ zero (LSTM forget gate 1, Keras' ``unit_forget_bias``).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List, Sequence
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class _Recurrent(Layer):
                  go_backwards: bool, stateful: bool, **kwargs: Any):
         super().__init__(**kwargs)
         unsupported = {"activation": activation != "tanh", "use_bias": not use_bias,
-                       "go_backwards": go_backwards, "stateful": stateful}
+                       "stateful": stateful}
         for option, used in unsupported.items():
             if used:
                 raise NotImplementedError(f"{type(self).__name__}: minidl.keras implements "
@@ -55,6 +56,7 @@ class _Recurrent(Layer):
                 raise ValueError(f"{type(self).__name__}: {what} must be in [0, 1), got {rate}")
         self.units, self.dropout, self.recurrent_dropout = int(units), dropout, recurrent_dropout
         self.return_sequences, self.return_state = return_sequences, return_state
+        self.go_backwards = go_backwards
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
         self.bias_initializer = bias_initializer
@@ -82,6 +84,10 @@ class _Recurrent(Layer):
         initialise(cell.b, self.bias_initializer, "zeros")
 
     def call(self, x: Tensor, mask: Any = None) -> Any:
+        if self.go_backwards:  # read the sequence from its end; outputs stay in that order
+            x = x[:, ::-1]
+            if mask is not None:
+                mask = (mask.data if isinstance(mask, Tensor) else mask)[:, ::-1]
         if self.dropout and self.training:
             # Keras drops the same input features at every time step of a sequence.
             xp = backend.get_array_module(x.data)
@@ -162,6 +168,34 @@ class GRU(_Recurrent):
     def _initialise_bias(self, cell: nn.Module) -> None:
         initialise(cell.b_x, self.bias_initializer, "zeros")
         initialise(cell.b_h, self.bias_initializer, "zeros")
+
+    # Keras' layout: kernel (in, 3u), recurrent_kernel (u, 3u), bias (2, 3u) = [input bias,
+    # recurrent bias], gate blocks z, r, h. nn.GRUCell keeps PyTorch's order r, z, n and two
+    # bias vectors; swapping the first two blocks converts either way.
+    def _swap_gates(self, array: np.ndarray) -> np.ndarray:
+        H = self.units
+        return np.concatenate([array[..., H:2 * H], array[..., :H], array[..., 2 * H:]],
+                              axis=-1)
+
+    def get_weights(self) -> List[np.ndarray]:
+        """``[kernel, recurrent_kernel, bias]`` in Keras' layout (``reset_after=True``), so
+        ``set_weights(keras_gru.get_weights())`` works both ways."""
+        if not self.built:
+            return []
+        cell = self.core.cell
+        return [self._swap_gates(cell.W_x.numpy()), self._swap_gates(cell.W_h.numpy()),
+                self._swap_gates(np.stack([cell.b_x.numpy(), cell.b_h.numpy()]))]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        if len(weights) != 3:
+            raise ValueError(f"layer {self.name!r} (GRU) has 3 weights in Keras' layout "
+                             f"(kernel, recurrent_kernel, bias), got {len(weights)} arrays")
+        kernel, recurrent, bias = (self._swap_gates(np.asarray(w)) for w in weights)
+        if bias.shape != (2, 3 * self.units):
+            raise ValueError(f"GRU bias must have Keras' shape (2, {3 * self.units}) "
+                             f"(reset_after=True), got {bias.shape}")
+        self.core.cell.load_state_dict({"W_x": kernel, "W_h": recurrent, "b_x": bias[0],
+                                        "b_h": bias[1]})
 
 
 class SimpleRNN(_Recurrent):
