@@ -248,3 +248,72 @@ def test_recurrent_dropout_mask_drops_h_in_the_recurrent_matmul_only(core):
     state = (zeros, zeros) if core is md.nn.LSTM else zeros
     expected, _ = _unroll(layer.cell, x, state, None, h_mask)
     np.testing.assert_allclose(outputs.numpy(), expected.numpy())
+
+
+# ----------------------------------------------------------------------------- GRU layout
+def keras_gru(x, kernel, recurrent, bias):
+    """Keras' GRU with reset_after=True (gate blocks z, r, h; bias rows input, recurrent)."""
+    units = recurrent.shape[0]
+    h = np.zeros((x.shape[0], units))
+    for t in range(x.shape[1]):
+        zx = x[:, t] @ kernel + bias[0]
+        zh = h @ recurrent + bias[1]
+        z = 1 / (1 + np.exp(-(zx[:, :units] + zh[:, :units])))
+        r = 1 / (1 + np.exp(-(zx[:, units:2 * units] + zh[:, units:2 * units])))
+        candidate = np.tanh(zx[:, 2 * units:] + r * zh[:, 2 * units:])
+        h = z * h + (1 - z) * candidate
+    return h
+
+
+def test_gru_weights_have_keras_layout_and_keras_math():
+    md.manual_seed(0)
+    layer = L.GRU(3)
+    x = np.random.default_rng(0).standard_normal((2, 4, 5)).astype("float32")
+    layer(x)
+    kernel, recurrent, bias = layer.get_weights()
+    assert kernel.shape == (5, 9) and recurrent.shape == (3, 9) and bias.shape == (2, 9)
+    rng = np.random.default_rng(1)
+    weights = [rng.standard_normal(w.shape).astype("float32") * 0.5 for w in (kernel, recurrent,
+                                                                            bias)]
+    layer.set_weights(weights)
+    np.testing.assert_allclose(layer(x).numpy(), keras_gru(x, *weights), rtol=1e-5, atol=1e-6)
+    for got, given in zip(layer.get_weights(), weights):
+        np.testing.assert_array_equal(got, given)
+
+
+def test_model_set_weights_takes_keras_get_weights_for_a_gru_model():
+    md.manual_seed(0)
+    model = Sequential([L.Embedding(10, 4, input_length=5), L.GRU(3), L.Dense(1)])
+    shapes = [w.shape for w in model.get_weights()]
+    assert shapes == [(10, 4), (4, 9), (3, 9), (2, 9), (3, 1), (1,)]
+    model.set_weights([np.ones(s, dtype="float32") for s in shapes])
+    assert all((w == 1).all() for w in model.get_weights())
+
+
+# ----------------------------------------------------------------------------- Tokenizer, ids
+def test_tokenizer_splits_text_without_cjk_exactly_as_keras():
+    from minidl.keras.preprocessing.text import Tokenizer
+    tokenizer = Tokenizer()
+    tokenizer.fit_on_texts(['He said “hello”… then—left', 'Ｆｕｌｌ，width！'])
+    assert list(tokenizer.word_index) == ["he", "said", "“hello”…", "then—left",
+                                          "ｆｕｌｌ，width！"]
+    tokenizer.fit_on_texts(["我喜欢“编程”"])  # with CJK characters, CJK punctuation separates
+    assert {"我", "编", "程"} <= set(tokenizer.word_index)
+
+
+def test_tokenizer_oov_token_in_the_texts_follows_keras_index_quirk():
+    from minidl.keras.preprocessing.text import Tokenizer
+    tokenizer = Tokenizer(oov_token="oov")
+    tokenizer.fit_on_texts(["oov oov a b"])
+    assert tokenizer.word_index == {"oov": 2, "a": 3, "b": 4}
+    assert 1 not in tokenizer.index_word
+
+
+def test_embedding_checks_float_ids_before_any_cast():
+    layer = L.Embedding(2 ** 24 + 2, 1)  # not built: checking needs no weights
+    layer.check_inputs(np.array([[1.0, 2.0 ** 24 + 1]]))  # exact in float64: accepted
+    with pytest.raises(TypeError, match=r"3.5 at x\[0, 1\]"):
+        layer.check_inputs(np.array([[1.0, 3.5]]))
+    with pytest.raises(IndexError, match=r"16777218 at x\[0, 0\].*input_dim"):
+        layer.check_inputs(np.array([[2.0 ** 24 + 2]]))
+    assert L.layer.to_input_tensor(np.array([[2.0 ** 24 + 1]])).dtype == np.float64

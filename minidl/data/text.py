@@ -115,17 +115,20 @@ class Tokenizer:
 
     Every new sentence is then unknown. With the default `cjk='split'` each CJK character
     (CJK ideographs incl. extension A and compatibility ideographs, Hiragana, Katakana,
-    Hangul syllables) is its own token, and CJK punctuation (`，。！？；：、“”（）…`,
-    full-width forms, also “ ” … — in any text) separates words like Keras' filters do:
+    Hangul syllables) is its own token, and in a text that has CJK characters CJK punctuation
+    (`，。！？；：、“”（）…`, full-width forms, also “ ” … —) separates words like Keras'
+    filters do:
 
         >>> t = Tokenizer()
         >>> t.fit_on_texts(['我喜欢 deep learning！'])
         >>> list(t.word_index)
         ['我', '喜', '欢', 'deep', 'learning']
 
-    Text without CJK characters or CJK punctuation is split exactly as Keras splits it.
-    `cjk='keras'` reproduces Keras exactly. `cjk` is saved by `to_json`; JSON written by
-    Keras itself has no `cjk` key and loads as `cjk='keras'`, so it tokenizes as before.
+    Text without CJK characters is split exactly as Keras splits it (curly quotes, ellipses,
+    dashes and full-width punctuation stay inside words there, as in Keras).
+    `cjk='keras'` reproduces Keras exactly. `cjk` is saved by `to_json` where Keras' loader
+    ignores it; JSON written by Keras itself has no `cjk` and loads as `cjk='keras'`, so it
+    tokenizes as before.
     """
 
     def __init__(self, num_words: Optional[int] = None, filters: str = FILTERS,
@@ -170,7 +173,7 @@ class Tokenizer:
             return list(text)
         if self.analyzer is not None:
             return list(self.analyzer(text))
-        if self.cjk == 'split':
+        if self.cjk == 'split' and _CJK_CHAR.search(text):  # text without CJK: Keras' split
             text = _separate_cjk(text, self.split)
         return text_to_word_sequence(text, self.filters, self.lower, self.split)
 
@@ -187,7 +190,9 @@ class Tokenizer:
         # sorted() is stable, so equal counts keep their first-occurrence order.
         by_count = sorted(self.word_counts, key=self.word_counts.__getitem__, reverse=True)
         vocabulary = [] if self.oov_token is None else [self.oov_token]
-        vocabulary += [word for word in by_count if word != self.oov_token]
+        vocabulary += by_count
+        # As Keras: an oov_token that also occurs in the texts is numbered again at its place
+        # by count (the later number wins), and index 1 is then unused.
         self.word_index = {word: i for i, word in enumerate(vocabulary, start=1)}
         self.index_word = {i: word for word, i in self.word_index.items()}
         for word, n_docs in self.word_docs.items():
@@ -283,22 +288,26 @@ class Tokenizer:
         return x
 
     def get_config(self) -> dict[str, Any]:
-        """The settings and counts, as Keras stores them (the dicts as JSON strings), plus `cjk`."""
+        """The settings and counts, as Keras stores them (the dicts as JSON strings)."""
         return {
             'num_words': self.num_words, 'filters': self.filters, 'lower': self.lower,
             'split': self.split, 'char_level': self.char_level, 'oov_token': self.oov_token,
             'document_count': self.document_count,
             'word_counts': json.dumps(self.word_counts), 'word_docs': json.dumps(self.word_docs),
             'index_docs': json.dumps(self.index_docs), 'index_word': json.dumps(self.index_word),
-            'word_index': json.dumps(self.word_index), 'cjk': self.cjk,
+            'word_index': json.dumps(self.word_index),
         }
 
     def to_json(self, **kwargs: Any) -> str:
         """Keras' JSON: `{"class_name": "Tokenizer", "config": {...}}`; kwargs go to json.dumps.
 
-        `analyzer` is not saved (a function cannot be written as JSON), as in Keras.
+        Keras' `tokenizer_from_json` loads it: minidl's own setting `cjk` is stored beside
+        `config` (`{"minidl": {"cjk": ...}}`), where Keras does not look (an unknown key inside
+        `config` would make Keras' Tokenizer raise). `analyzer` is not saved (a function cannot
+        be written as JSON), as in Keras.
         """
-        return json.dumps({'class_name': 'Tokenizer', 'config': self.get_config()}, **kwargs)
+        return json.dumps({'class_name': 'Tokenizer', 'config': self.get_config(),
+                           'minidl': {'cjk': self.cjk}}, **kwargs)
 
 
 def tokenizer_from_json(json_string: str) -> Tokenizer:
@@ -306,10 +315,11 @@ def tokenizer_from_json(json_string: str) -> Tokenizer:
 
     Keras' JSON has no `cjk` key; it loads as `cjk='keras'` so texts tokenize as they did.
     """
-    config = dict(json.loads(json_string)['config'])
+    stored = json.loads(json_string)
+    config = dict(stored['config'])
     counts = {key: json.loads(config.pop(key))
               for key in ('word_counts', 'word_docs', 'index_docs', 'index_word', 'word_index')}
-    config.setdefault('cjk', 'keras')
+    config.setdefault('cjk', stored.get('minidl', {}).get('cjk', 'keras'))
     tokenizer = Tokenizer(**config)
     tokenizer.word_counts = counts['word_counts']
     tokenizer.word_docs = counts['word_docs']

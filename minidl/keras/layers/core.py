@@ -21,10 +21,10 @@ import numpy as np
 from minidl import backend, nn
 from minidl import functions as F
 from minidl.autograd import Tensor
-from minidl.functions.indices import first_out_of_range
+from minidl.functions.indices import (IndexOutOfRangeError, NonIntegerIndexError,
+                                      checked_indices)
 from minidl.keras import activations
 from minidl.keras.layers.layer import Layer, Shape, initialise
-from minidl.keras.losses import integer_labels
 from minidl.nn.recurrent import mask_array
 
 
@@ -185,7 +185,9 @@ class Embedding(Layer):
     Wraps ``nn.Embedding`` (``self.embedding``, weights U(−0.05, 0.05)). ``mask_zero=True``
     treats id 0 as padding and passes a mask to the next layers. ``input_length`` (Keras 2)
     declares the sequence length: inputs of another length are then an error. Ids given as
-    whole-number floats are cast to integers, as Keras does.
+    whole-number floats are accepted, as Keras casts them; other floats (1.5, NaN) are an error,
+    where Keras would truncate them. Float ids are checked before any cast, so an id beyond
+    float32's precision (2**24 + 1) is not silently changed.
     """
 
     autocast = False
@@ -208,18 +210,29 @@ class Embedding(Layer):
         initialise(self.embedding.W, self.embeddings_initializer, "uniform")
 
     def _ids(self, x: Any) -> Any:
+        """The ids as integers, checked by the framework's one index check
+        (``functions.indices.checked_indices``) before any cast: whole-number floats are
+        accepted (as Keras casts them), other floats and ids outside [0, input_dim) raise."""
         data = x.data if isinstance(x, Tensor) else x
-        return integer_labels(data, f"Embedding layer {self.name!r}", "integer token ids")
+        return checked_indices(data, backend.get_array_module(data), self.input_dim,
+                               what="token id",
+                               of=f"Embedding layer {self.name!r} with input_dim="
+                                  f"{self.input_dim}")
 
     def check_inputs(self, x: np.ndarray) -> None:
         """Every id of the data set must be an integer in [0, input_dim)."""
-        found = first_out_of_range(self._ids(x), self.input_dim)
-        if found is not None:
-            bad, where = found
-            raise IndexError(f"Embedding layer {self.name!r}: token id {bad} at x{list(where)} "
-                             f"is out of range; input_dim={self.input_dim} allows ids 0 to "
-                             f"{self.input_dim - 1}. Make input_dim larger than the largest "
-                             f"id, e.g. input_dim=len(tokenizer.word_index) + 1.")
+        try:
+            self._ids(x)
+        except IndexOutOfRangeError as error:
+            raise IndexOutOfRangeError(
+                error.value, error.position, self.input_dim, "token id",
+                f"Embedding layer {self.name!r}: input_dim={self.input_dim} allows ids 0 to "
+                f"{self.input_dim - 1}. Make input_dim larger than the largest id, e.g. "
+                f"input_dim=len(tokenizer.word_index) + 1", f"x{list(error.position)}") from None
+        except NonIntegerIndexError as error:
+            if error.value is None:
+                raise
+            raise error.located(f"x{list(error.position)}") from None
 
     def call(self, x: Tensor, mask: Any = None) -> Tensor:
         return self.embedding(self._ids(x))

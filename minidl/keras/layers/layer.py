@@ -53,12 +53,17 @@ def _snake_case(name: str) -> str:
 
 def to_input_tensor(x: Any) -> Tensor:
     """Model input as a Tensor (on the device of the data): NumPy data, lists or Tensors;
-    floating data becomes float32 (Keras' floatx), integer data (token ids) stays integer."""
+    floating data becomes float32 (Keras' floatx), integer data (token ids) stays integer —
+    and so do whole-number floats that float32 cannot hold exactly (ids beyond 2**24), for the
+    Embedding to check rather than receive changed."""
     if isinstance(x, Tensor):
         return x
     x = x if hasattr(x, "shape") else np.asarray(x)
     if x.dtype.kind == "f" and x.dtype != np.float32:
-        x = x.astype(np.float32)
+        cast = x.astype(np.float32)
+        xp = backend.get_array_module(x)
+        changed_whole = bool((cast != x).any()) and bool((xp.trunc(x) == x).all())
+        x = x if changed_whole else cast
     return Tensor(x)
 
 
@@ -287,8 +292,8 @@ class Layer(nn.Module):
 
     def forward(self, inputs: Any, mask: Any = None, training: Optional[bool] = None) -> Any:
         x = to_input_tensor(inputs)
-        if self.autocast and x.dtype.kind in "biu":
-            x = Tensor(x.data.astype(np.float32))
+        if self.autocast and x.dtype != np.float32 and x.creator is None:
+            x = Tensor(x.data.astype(np.float32))  # data in: Keras casts to floatx
         self.build_for((None,) + tuple(x.shape[1:]))
         weights = self.parameters()
         if weights:
