@@ -312,3 +312,33 @@ def test_optim_names_pytorch_code_imports():
     from minidl.optim.lr_scheduler import StepLR
     assert md.optim.lr_scheduler.StepLR is StepLR is md.optim.StepLR
     assert md.optim.clip_grad_norm_ is md.optim.clip_grad_norm
+
+
+# ----------------------------------------------------------------------------- devices
+def test_new_ops_run_on_every_device(device):
+    """The strict device refuses implicit host copies as CuPy does: the new ops must stay on
+    the device of their inputs (forward and backward)."""
+    from minidl.functions.batch_norm import batch_norm
+    rng = np.random.default_rng(0)
+    x = md.tensor(rng.standard_normal((2, 5, 5, 3)), requires_grad=True, dtype="float64",
+                  device=device)
+    W = md.tensor(rng.standard_normal((2, 2, 3, 4)), requires_grad=True, dtype="float64",
+                  device=device)
+    y = F.conv2d(x, W, None, 2, "same")
+    y = F.max_pool2d(F.relu6(F.elu(y)), 2, None, "same")
+    seq = F.conv1d(x[:, 0], W[0], None, 1, "valid")
+    running = md.tensor(np.zeros(4), dtype="float64", device=device).data
+    variance = md.tensor(np.ones(4), dtype="float64", device=device).data
+    normed = batch_norm(seq, running, variance, training=True)
+    p = F.sigmoid(normed)
+    total = (y.sum() + F.mish(normed).sum() + F.softsign(normed).sum() + F.silu(normed).sum()
+             + EL.log_cosh(p, p * 0.5).sum() + EL.huber(p, p * 0.5).sum()
+             + EL.clipped_binary_cross_entropy(p, p * 0 + 1).sum()
+             + EL.cosine_similarity(normed, normed + 1).sum() + F.maximum(normed, 0.1).sum())
+    total.backward()
+    assert x.grad.device == device and W.grad.device == device
+    assert np.isfinite(x.grad.numpy()).all()
+    lstm = md.nn.LSTM(4, 3, num_layers=2, bidirectional=True, batch_first=True,
+                      dtype="float64").to(device)
+    outputs, (h, c) = lstm(seq)
+    assert outputs.device == device and h.shape == (4, 2, 3)

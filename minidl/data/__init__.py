@@ -7,11 +7,12 @@ The Keras facade (``minidl.keras.preprocessing``) re-exports the text tools unde
 """
 from minidl.data.datasets import (DatasetNotAvailableError, Reviews, TextSplit, load_digits,
                                   load_peoples_daily, load_reviews, split_corpus)
-from minidl.data.loader import ArrayDataset, DataLoader, Dataset
+from minidl.data.loader import ArrayDataset, DataLoader, Dataset, TensorDataset
 from minidl.data.text import Tokenizer, pad_sequences, text_to_word_sequence, tokenizer_from_json
 from minidl.data.validation import check_data, checked_array
 
 __all__ = ["Tokenizer", "pad_sequences", "text_to_word_sequence", "tokenizer_from_json",
-           "Dataset", "ArrayDataset", "DataLoader", "load_reviews", "load_peoples_daily",
+           "Dataset", "ArrayDataset", "TensorDataset", "DataLoader", "load_reviews",
+           "load_peoples_daily",
            "split_corpus", "load_digits", "Reviews", "TextSplit", "DatasetNotAvailableError",
            "check_data", "checked_array"]

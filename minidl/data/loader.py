@@ -43,6 +43,11 @@ class ArrayDataset(Dataset):
         return tuple(a[indices] for a in self.arrays)
 
 
+# PyTorch's name (torch.utils.data.TensorDataset): minidl's ArrayDataset takes arrays, lists
+# or CPU Tensors (np.asarray reads a CPU Tensor's data) and returns batches as Tensors.
+TensorDataset = ArrayDataset
+
+
 class DataLoader:
     """Iterate over a dataset in batches of ``batch_size`` samples (the last may be smaller,
     unless ``drop_last``), shuffled each epoch with minidl's seeded generator

@@ -9,6 +9,8 @@ from minidl.functions.activations import (abs, elu, hard_sigmoid, leaky_relu, ma
                                           mish, relu6, selu, silu, softplus, softsign, swish)
 from minidl.functions.arithmetic import add, div, mul, neg, pow, rdiv, rpow, rsub, sub
 from minidl.functions.attention import scaled_dot_product_attention
+from minidl.functions.batch_norm import batch_norm
+from minidl.functions.conv import conv1d, conv2d, im2col, max_pool1d, max_pool2d
 from minidl.functions.dropout import dropout
 from minidl.functions.elementwise import clip, exp, gelu, log, relu, sigmoid, sqrt, tanh
 from minidl.functions.embedding import embedding
@@ -27,7 +29,8 @@ __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "tanh", "sigm
            "softmax", "log_softmax", "embedding", "dropout", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "cross_entropy", "mse_loss", "gelu", "layer_norm",
            "scaled_dot_product_attention", "abs", "maximum", "minimum", "elu", "selu", "softplus",
-           "softsign", "silu", "swish", "mish", "leaky_relu", "relu6", "hard_sigmoid"]
+           "softsign", "silu", "swish", "mish", "leaky_relu", "relu6", "hard_sigmoid",
+           "im2col", "conv1d", "conv2d", "max_pool1d", "max_pool2d", "batch_norm"]
 
 
 def _compare(op):

@@ -99,7 +99,122 @@ class LSTMCell(Module):
         return f"{self.input_size}, {self.hidden_size}"
 
 
-class LSTM(Module):
+class _Recurrent(Module):
+    """What LSTM, GRU and RNN share: PyTorch's options for stacking and directions.
+
+    ``num_layers``: layers stacked, each reading the outputs of the one below (``dropout``
+    between them while training). ``bidirectional``: each layer also runs over the reversed
+    sequence; the two outputs are concatenated (2H features). ``batch_first``: minidl is
+    batch-first; ``batch_first=False`` takes and returns (T, B, ...) as PyTorch's default.
+
+    States have minidl's shape (B, H) for the default single-layer, one-direction layer whose
+    ``batch_first`` is not given. PyTorch's (num_layers·num_directions, B, H) is used — for the
+    initial state too — when asked: ``batch_first`` given (True or False), ``num_layers > 1``
+    or ``bidirectional``. Layer 0's cell is ``cell``; the others are ``cell_reverse``,
+    ``cell_l1``, ``cell_l1_reverse``, ... (PyTorch's ``_l1``, ``_reverse`` suffixes).
+    """
+
+    cell_type: type = Module
+    n_states = 1
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool,
+                 batch_first: Optional[bool], dropout: float, bidirectional: bool, dtype: Any,
+                 device: Optional[str], recurrent_dropout: float):
+        super().__init__()
+        name = type(self).__name__
+        if not bias:
+            raise NotImplementedError(f"{name}: bias=False is not supported (the cells always "
+                                      f"have biases)")
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"{name}: num_layers must be a positive integer, got {num_layers!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.num_layers, self.bidirectional, self.dropout = num_layers, bidirectional, dropout
+        self.batch_first = True if batch_first is None else bool(batch_first)
+        self.pytorch_state = batch_first is not None or num_layers > 1 or bidirectional
+        self.recurrent_dropout = recurrent_dropout
+        directions = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            size = input_size if layer == 0 else hidden_size * directions
+            for direction in range(directions):
+                setattr(self, self._cell_name(layer, direction),
+                        self.cell_type(size, hidden_size, dtype, device))
+
+    @staticmethod
+    def _cell_name(layer: int, direction: int) -> str:
+        return ("cell" if layer == 0 else f"cell_l{layer}") + ("_reverse" if direction else "")
+
+    def _run_one(self, cell: Module, x: Tensor, state: Any, m: Optional[Any]) -> Tuple[Tensor, Any]:
+        """One layer in one direction over (B, T, features) from ``state``."""
+        h_mask = recurrent_dropout_mask(x, self.hidden_size, self.recurrent_dropout,
+                                        self.training)
+        return _unroll(cell, x, state, m, h_mask)
+
+    def _zeros(self, x: Tensor) -> Any:
+        xp = backend.get_array_module(x.data)
+        zeros = Tensor(xp.zeros((x.shape[0], self.hidden_size), dtype=x.dtype))
+        return (zeros, zeros) if self.n_states == 2 else zeros
+
+    def forward(self, x: Tensor, state: Any = None, mask: Any = None) -> Tuple[Tensor, Any]:
+        """Shape: x (B, T, input_size) (or (T, B, ...) with batch_first=False) -> outputs
+        (B, T, directions·H) and the final state(s) (see the class docstring)."""
+        self.check_input_dtype(x)  # the nn dtype policy (nn.module)
+        if not self.batch_first:
+            x = x.transpose(1, 0, 2) if x.ndim == 3 else x
+        _check_input(type(self).__name__, x, self.input_size)
+        m = mask_array(mask, x)
+        if not self.pytorch_state:
+            outputs, final = self._run_one(self.cell, x,
+                                            self._zeros(x) if state is None else state, m)
+            return outputs, final
+        directions = 2 if self.bidirectional else 1
+        initial = self._initial_states(x, state, directions)
+        finals, layer_input = [], x
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                cell = getattr(self, self._cell_name(layer, direction))
+                sequence, steps = (layer_input, m) if direction == 0 else \
+                    (layer_input[:, ::-1], None if m is None else m[:, ::-1])
+                out, final = self._run_one(cell, sequence, initial[layer * directions + direction],
+                                           steps)
+                outputs.append(out if direction == 0 else out[:, ::-1])
+                finals.append(final)
+            layer_input = outputs[0] if directions == 1 else F.concat(outputs, axis=-1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, True)
+        outputs = layer_input if self.batch_first else layer_input.transpose(1, 0, 2)
+        if self.n_states == 2:
+            return outputs, (F.stack([h for h, _ in finals]), F.stack([c for _, c in finals]))
+        return outputs, F.stack(finals)
+
+    def _initial_states(self, x: Tensor, state: Any, directions: int) -> list:
+        """One initial state per (layer, direction), from PyTorch's (L·D, B, H) tensors."""
+        count = self.num_layers * directions
+        if state is None:
+            return [self._zeros(x)] * count
+        parts = state if self.n_states == 2 else (state,)
+        expected = (count, x.shape[0], self.hidden_size)
+        for part in parts:
+            if tuple(part.shape) != expected:
+                raise ValueError(f"{type(self).__name__}: initial state must have shape "
+                                 f"(num_layers * num_directions, batch, hidden) = {expected}, "
+                                 f"got {tuple(part.shape)}")
+        if self.n_states == 2:
+            return [(parts[0][i], parts[1][i]) for i in range(count)]
+        return [parts[0][i] for i in range(count)]
+
+    def extra_repr(self) -> str:
+        extra = "".join(f", {k}={v}" for k, v in (("num_layers", self.num_layers),
+                                                  ("bidirectional", self.bidirectional),
+                                                  ("dropout", self.dropout)) if v)
+        if self.pytorch_state:
+            extra += f", batch_first={self.batch_first}"
+        return f"{self.input_size}, {self.hidden_size}{extra}"
+
+
+class LSTM(_Recurrent):
     """A long short-term memory layer over a whole sequence.
 
     Shape: x (B, T, input_size) -> outputs (B, T, H), (h_T, c_T) each (B, H).
@@ -109,27 +224,22 @@ class LSTM(Module):
     ``fast=True`` runs the fused ``LSTMFunction`` (one op for the sequence, hand-written
     backward through time); ``fast=False`` applies ``LSTMCell`` step by step (readable, and
     differentiable twice). Both give the same numbers.
+
+    PyTorch's ``num_layers``, ``bias``, ``batch_first``, ``dropout`` and ``bidirectional`` (in
+    PyTorch's order after ``hidden_size``) stack layers and directions; see ``_Recurrent``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, fast: bool = True,
-                 dtype: Any = "float32", device: Optional[str] = None,
-                 recurrent_dropout: float = 0.0):
-        super().__init__()
-        self.cell = LSTMCell(input_size, hidden_size, dtype, device)
-        self.input_size, self.hidden_size, self.fast = input_size, hidden_size, fast
-        self.recurrent_dropout = recurrent_dropout
+    cell_type, n_states = LSTMCell, 2
 
-    def forward(self, x: Tensor, state: Optional[Tuple[Tensor, Tensor]] = None,
-                mask: Any = None) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
-        self.check_input_dtype(x)  # the nn dtype policy (nn.module)
-        _check_input("LSTM", x, self.input_size)
-        B, T, _ = x.shape
-        if state is None:
-            xp = backend.get_array_module(x.data)
-            zeros = Tensor(xp.zeros((B, self.hidden_size), dtype=x.dtype))
-            state = (zeros, zeros)
-        m = mask_array(mask, x)
-        cell = self.cell
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: Optional[bool] = None, dropout: float = 0.0,
+                 bidirectional: bool = False, *, fast: bool = True, dtype: Any = "float32",
+                 device: Optional[str] = None, recurrent_dropout: float = 0.0):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, device, recurrent_dropout)
+        self.fast = fast
+
+    def _run_one(self, cell: Module, x: Tensor, state: Any, m: Optional[Any]) -> Tuple[Tensor, Any]:
         h_mask = recurrent_dropout_mask(x, self.hidden_size, self.recurrent_dropout,
                                         self.training)
         if self.fast and h_mask is None:
@@ -138,7 +248,7 @@ class LSTM(Module):
         return _unroll(cell, x, state, m, h_mask)
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, fast={self.fast}"
+        return f"{super().extra_repr()}, fast={self.fast}"
 
 
 def _unroll(cell: Module, x: Tensor, state: Any, mask: Optional[Any],
@@ -223,37 +333,24 @@ class RNNCell(Module):
         return f"{self.input_size}, {self.hidden_size}"
 
 
-class _SingleStateRNN(Module):
+class _SingleStateRNN(_Recurrent):
     cell_type: type = Module
 
-    def __init__(self, input_size: int, hidden_size: int, dtype: Any = "float32",
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: Optional[bool] = None, dropout: float = 0.0,
+                 bidirectional: bool = False, *, dtype: Any = "float32",
                  device: Optional[str] = None, recurrent_dropout: float = 0.0):
-        super().__init__()
-        self.cell = self.cell_type(input_size, hidden_size, dtype, device)
-        self.input_size, self.hidden_size = input_size, hidden_size
-        self.recurrent_dropout = recurrent_dropout
-
-    def forward(self, x: Tensor, state: Optional[Tensor] = None,
-                mask: Any = None) -> Tuple[Tensor, Tensor]:
-        """Shape: x (B, T, input_size) -> outputs (B, T, H), h_T (B, H)."""
-        self.check_input_dtype(x)  # the nn dtype policy (nn.module)
-        _check_input(type(self).__name__, x, self.input_size)
-        if state is None:
-            xp = backend.get_array_module(x.data)
-            state = Tensor(xp.zeros((x.shape[0], self.hidden_size), dtype=x.dtype))
-        h_mask = recurrent_dropout_mask(x, self.hidden_size, self.recurrent_dropout,
-                                        self.training)
-        return _unroll(self.cell, x, state, mask_array(mask, x), h_mask)
-
-    def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}"
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, device, recurrent_dropout)
 
 
 class GRU(_SingleStateRNN):
-    """A GRU layer over a sequence (``GRUCell`` step by step). Returns (outputs, h_T)."""
+    """A GRU layer over a sequence (``GRUCell`` step by step). Returns (outputs, h_T) with
+    h_T (B, H); PyTorch's stacking options as ``LSTM``."""
     cell_type = GRUCell
 
 
 class RNN(_SingleStateRNN):
-    """A simple tanh RNN layer over a sequence (``RNNCell`` step by step). Returns (outputs, h_T)."""
+    """A simple tanh RNN layer over a sequence (``RNNCell`` step by step). Returns (outputs,
+    h_T); PyTorch's stacking options as ``LSTM``."""
     cell_type = RNNCell
