@@ -263,6 +263,44 @@ PLANTED = {
         "xp.multiply(grad, 1 - beta1, out=scratch)",
         "grad *= 1 - beta1\n        scratch[...] = grad",
         ["changed p.grad of parameter 0 in place"], ["overwritten in place"]),
+    "softmax_overflows": (
+        "softmax_forward", "ex_softmax.py",
+        "y = xp.exp(x - x.max(axis=self.axis, keepdims=True))", "y = xp.exp(x)",
+        ["not stable", "FloatingPointError"], ["overflows"]),
+    "softmax_normalises_along_the_last_axis": (
+        "softmax_forward", "ex_softmax.py",
+        "y = xp.exp(x - x.max(axis=self.axis, keepdims=True))\n"
+        "        y /= y.sum(axis=self.axis, keepdims=True)",
+        "y = xp.exp(x - x.max(axis=-1, keepdims=True))\n"
+        "        y /= y.sum(axis=-1, keepdims=True)",
+        ["softmax(x) is wrong at element", "along axis 1"], ["normalises along axis 2"]),
+    "log_softmax_takes_the_log_of_a_softmax": (
+        "log_softmax_forward", "ex_softmax.py",
+        "y = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))",
+        "y = xp.log(xp.exp(shifted) / xp.exp(shifted).sum(axis=self.axis, keepdims=True))",
+        ["not stable", "divide by zero"], ["never take the log of a softmax"]),
+    "engine_overwrites_instead_of_adding": (
+        "engine_backward", "ex_engine.py",
+        "slots[x.index] = g if slots[x.index] is None else slots[x.index] + g",
+        "slots[x.index] = g",
+        ["the gradient of leaf", "a·b is used twice"], ["must be added up"]),
+    "engine_replaces_the_leaf_gradient": (
+        "engine_backward", "ex_engine.py",
+        "                    accumulate(x, g)\n",
+        "                    x.grad = Tensor(g)\n",
+        ["the gradient of leaf"], ["replaced instead of added to"]),
+    "rnn_gradient_does_not_flow_back_through_time": (
+        "rnn_bptt", "ex_rnn.py",
+        "dh = grad_hs[:, t] + dh_next", "dh = grad_hs[:, t]",
+        ["is wrong at element"], ["does not flow back through time"]),
+    "rnn_dW_h_is_not_summed_over_time": (
+        "rnn_bptt", "ex_rnn.py",
+        "dW_h += h_prev.T @ dz", "dW_h = h_prev.T @ dz",
+        ["the gradient of W_h"], ["dW_h must add up the contributions of every step"]),
+    "rnn_dW_h_uses_h_t": (
+        "rnn_bptt", "ex_rnn.py",
+        "dW_h += h_prev.T @ dz", "dW_h += hs[:, t].T @ dz",
+        ["the gradient of W_h"], ["belongs with the state that went into step t"]),
     "pad_sequences_pads_the_wrong_side": (
         "pad_sequences", "ex_pad_sequences.py",
         "if padding == 'pre':", "if padding == 'post':",
@@ -689,3 +727,38 @@ def test_a_teacher_adds_an_exercise_from_a_folder(teacher_folder, tmp_path, caps
     assert rows[1] == ["alice", "1", "1", "1", "2", "2", "1.000"]
     assert rows[2][:2] == ["bob", "0"]
     assert "does not let student code open" in " ".join(out.split())
+
+
+# ============================================================================= new references
+def test_the_engine_reference_gives_the_gradients_of_tensor_backward():
+    from minidl.exercises.checks import _engine_graphs, _engine_leaves
+    from minidl.exercises.engine import backward_pass
+    for _, build in _engine_graphs():
+        expected, got = _engine_leaves(md), _engine_leaves(md)
+        for (root, grad), (root2, grad2) in zip(build(md, *expected), build(md, *got)):
+            root.backward(np.array(grad, dtype=np.float64) * np.ones(root.shape))
+            backward_pass(root2, np.array(grad2, dtype=np.float64) * np.ones(root2.shape))
+        for e, g in zip(expected, got):
+            assert (e.grad is None) == (g.grad is None)
+            if e.grad is not None:
+                np.testing.assert_allclose(g.grad.data, e.grad.data, rtol=1e-12)
+
+
+def test_the_rnn_reference_agrees_with_the_same_rnn_from_primitives():
+    from minidl.exercises.rnn import rnn
+    rng = np.random.default_rng(0)
+    B, T, D, H = 2, 5, 3, 4
+
+    def leaf(*shape, scale=1.0):
+        return md.tensor(rng.standard_normal(shape) * scale, dtype="float64",
+                         requires_grad=True)
+
+    x, h0, W_x, W_h, b = leaf(B, T, D), leaf(B, H), leaf(D, H, scale=0.5), \
+        leaf(H, H, scale=0.5), leaf(H)
+    h, steps = h0, []
+    for t in range(T):
+        h = md.functions.tanh(x[:, t] @ W_x + h @ W_h + b)
+        steps.append(h)
+    expected = md.functions.stack(steps, axis=1)
+    np.testing.assert_allclose(rnn(x, h0, W_x, W_h, b).numpy(), expected.numpy(), rtol=1e-12)
+    md.gradcheck(rnn, x, h0, W_x, W_h, b, mode="elementwise")

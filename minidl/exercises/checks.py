@@ -210,6 +210,91 @@ def _upstream(shape, seed):
     return upstream_for([shape], seed)[0]
 
 
+# ============================================================================= softmax
+def _softmax_cases():
+    rng = np.random.default_rng(12)
+    return [("x (3, 4) along axis -1", rng.standard_normal((3, 4)) * 3, -1),
+            ("x (2, 3, 4) float32 along axis 1",
+             (rng.standard_normal((2, 3, 4)) * 3).astype(np.float32), 1),
+            ("x (4, 3) along axis 0", rng.standard_normal((4, 3)), 0),
+            ("x = [[1000, 1000, 1000], [-1000, 0, 1000], [10000, -10000, 0]] (float32) along "
+             "axis -1", np.array([[1000.0, 1000, 1000], [-1000, 0, 1000], [1e4, -1e4, 0]],
+                                 dtype=np.float32), -1),
+            ("x = [[-1000, 0], [0, -1000]] along axis -1",
+             np.array([[-1000.0, 0.0], [0.0, -1000.0]]), -1)]
+
+
+def _probe_softmax(kit, rec: Recorder, name: str) -> None:
+    Student = kit.get(name)
+    for k, (_, x, axis) in enumerate(_softmax_cases()):
+        argument = x.copy()
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            rec.call(f"case/{k}", Student(axis).forward, argument, catch=(FloatingPointError,))
+        rec.put(f"case/{k}/x-after", argument)
+
+
+def _judge_softmax(out: Outputs, ctx: Judgement, name: str, log: bool) -> None:
+    Reference = _reference("minidl.functions.softmax", name)
+    what = "log_softmax(x)" if log else "softmax(x)"
+    for k, (case, x, axis) in enumerate(_softmax_cases()):
+        ctx.case = f"for {case}"
+        y = out.get(f"case/{k}")
+        if y.type == "raised":
+            overflow = "overflow" in y.msg
+            raise CheckFailure(
+                f"{what} is not stable: {ctx.case} it raises {y.exc} ({y.msg})",
+                "an exponential of a large number overflows" if overflow or not log else
+                "the log of a probability that underflowed to 0: never take the log of a "
+                "softmax")
+        if not same(out.array(f"case/{k}/x-after", "x"), x, 0, 0):
+            raise CheckFailure(f"your forward changed x in place {ctx.case}; x is the input "
+                               f"tensor's data and must stay as it was",
+                               "the input was overwritten in place")
+        expected = Reference(axis).forward(x.astype(np.float64))
+        got = numeric(y, what)
+        try:
+            assert_close(what, got, expected, rtol=1e-5 if x.dtype == np.float32 else 1e-9,
+                         atol=1e-6 if x.dtype == np.float32 else 1e-12, context=ctx.case)
+        except CheckFailure as failure:
+            diagnosis = failure.diagnosis
+            if got.shape == expected.shape and np.isfinite(got).all():
+                for other in range(x.ndim):
+                    if other == axis % x.ndim:
+                        continue
+                    alternative = Reference(other).forward(x.astype(np.float64))
+                    if same(got, alternative, 1e-5, 1e-6):
+                        diagnosis = (f"yours normalises along axis {other}, not along the axis "
+                                     f"asked for ({axis})")
+                        break
+                else:
+                    if same(got, Reference(None).forward(x.astype(np.float64)), 1e-5, 1e-6):
+                        diagnosis = "yours normalises over all elements, not along the axis"
+            raise CheckFailure(failure.message, diagnosis) from None
+        if got.dtype != x.dtype:
+            raise CheckFailure(f"{what} of a {x.dtype} x has dtype {got.dtype} {ctx.case}; keep "
+                               f"the input's dtype")
+
+
+@probe("softmax_forward")
+def probe_softmax_forward(kit, rec: Recorder) -> None:
+    _probe_softmax(kit, rec, "Softmax")
+
+
+@judge("softmax_forward")
+def judge_softmax_forward(out: Outputs, ctx: Judgement) -> None:
+    _judge_softmax(out, ctx, "Softmax", log=False)
+
+
+@probe("log_softmax_forward")
+def probe_log_softmax_forward(kit, rec: Recorder) -> None:
+    _probe_softmax(kit, rec, "LogSoftmax")
+
+
+@judge("log_softmax_forward")
+def judge_log_softmax_forward(out: Outputs, ctx: Judgement) -> None:
+    _judge_softmax(out, ctx, "LogSoftmax", log=True)
+
+
 # ============================================================================= sum_to
 _SUM_TO_CASES = [((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 3), (1, 3)), ((2, 3), (2, 1)),
                  ((4, 2, 3), (2, 3)), ((4, 2, 3), (1, 3)), ((4, 2, 3), (4, 1, 3)),
@@ -303,6 +388,204 @@ def _same_as(got: np.ndarray, make: Callable[[], np.ndarray]) -> bool:
         return same(got, make())
     except ValueError:  # shapes that do not fit: not this mistake
         return False
+
+
+# ============================================================================= the engine
+def _split2():
+    """A Function with two outputs, (2x, 3x) — the same class on both sides."""
+    from minidl.autograd import Function
+
+    class Split2(Function):
+        def forward(self, x):
+            return x * 2.0, x * 3.0
+
+        def backward(self, g0, g1):
+            return g0 * 2.0 + g1 * 3.0
+
+    return Split2
+
+
+_DEPTH = 1500  # steps of the deep chain: 3000 Functions, deeper than Python's recursion limit
+
+
+def _engine_graphs():
+    """(description, number of leaves, build(md, leaves) -> [(root, grad), ...]); backward is
+    called for each pair in turn, so a later pair tests accumulation across calls."""
+    def diamond(md, a, b, c):
+        y = a * b
+        z = y * c + y
+        return [((z * z).sum(), 1.0)]
+
+    def shared(md, a, b, c):
+        return [((a * a * a + a * b).sum(), 1.0)]
+
+    def split(md, a, b, c):
+        u, v = _split2()()(a)
+        w, _ = _split2()()(b)  # the second output is never used: its gradient is zero
+        return [((u * v + w * c).sum(), 1.0)]
+
+    def deep(md, a, b, c):
+        x = a
+        for _ in range(_DEPTH):
+            x = x * 0.999 + b
+        return [(x.sum(), 1.0)]
+
+    def frozen(md, a, b, c):
+        d = md.autograd.Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=False)
+        return [((md.functions.tanh(a * d) * c).sum(), 1.0)]
+
+    def non_scalar(md, a, b, c):
+        return [(md.functions.exp(a * 0.3) * b + c, np.array([1.0, -2.0, 0.5]))]
+
+    def twice(md, a, b, c):
+        return [((a * b).sum(), 1.0), ((a * a * c).sum(), 1.0)]
+
+    return [("z = a·b·c + a·b; L = Σ z² (a·b is used twice)", diamond),
+            ("L = Σ (a³ + a·b) (a is used four times)", shared),
+            ("a Function with two outputs, one of them unused", split),
+            (f"a chain {2 * _DEPTH} Functions deep", deep),
+            ("a leaf that does not require grad", frozen),
+            ("a non-scalar root with a given gradient", non_scalar),
+            ("two backward calls in a row (gradients accumulate)", twice)]
+
+
+def _engine_leaves(md):
+    rng = np.random.default_rng(13)
+    leaves = [md.autograd.Tensor(rng.standard_normal(3) * 0.5, requires_grad=True)
+              for _ in range(3)]
+    return leaves
+
+
+@probe("engine_backward")
+def probe_engine_backward(kit, rec: Recorder) -> None:
+    import minidl as md
+    backward_pass = kit.get("backward_pass")
+    for k, (_, build) in enumerate(_engine_graphs()):
+        leaves = _engine_leaves(md)
+        for n, (root, grad) in enumerate(build(md, *leaves)):
+            grad = np.array(grad, dtype=np.float64) * np.ones(root.shape)
+            rec.call(f"case/{k}/call/{n}", backward_pass, root, grad,
+                     catch=(RecursionError,))
+        rec.put(f"case/{k}/grads", tuple(getattr(x.grad, "data", x.grad) for x in leaves))
+
+
+def _variant_backward(root, grad, mode: str) -> None:
+    """Grader side: an engine with a typical mistake, for recognising it. ``overwrite``: a
+    tensor's gradient is replaced, not summed; ``eager``: a Function runs as soon as one
+    gradient reaches it, once; ``replace_leaf``: leaf.grad is set, not added to."""
+    from minidl.autograd import Tensor
+    pending = {root.creator: [None] * root.creator.n_outputs}
+    pending[root.creator][root.index] = grad
+    depths = _depths(root)
+    done, ready = set(), [root.creator]
+    while ready:
+        f = ready.pop(0)
+        if f in done:
+            continue
+        done.add(f)
+        grads = [np.zeros(meta[0]) if g is None else g for g, meta in
+                 zip(pending.pop(f), getattr(f, "_output_meta", [(None, None)] * f.n_outputs))]
+        result = f.backward(*grads)
+        result = result if isinstance(result, tuple) else (result,)
+        for x, g in zip(f.inputs, result):
+            if not x.requires_grad or g is None:
+                continue
+            if x.creator is None:
+                x.grad = Tensor(g) if x.grad is None or mode == "replace_leaf" else \
+                    Tensor(x.grad.data + g)
+                continue
+            slots = pending.setdefault(x.creator, [None] * x.creator.n_outputs)
+            if slots[x.index] is None or mode == "overwrite":
+                slots[x.index] = g
+            else:
+                slots[x.index] = slots[x.index] + g
+            if mode == "eager" or mode in ("overwrite", "replace_leaf"):
+                ready.append(x.creator)
+        if mode in ("overwrite", "replace_leaf"):
+            ready.sort(key=lambda fn: depths[fn])
+
+
+def _depths(root) -> Dict[Any, int]:
+    """Each Function's longest distance from the root: sorting by it gives a topological
+    order, for the variants that otherwise keep the right order."""
+    consumers, stack = {root.creator: 0}, [root.creator]
+    while stack:
+        for x in stack.pop().inputs:
+            p = x.creator
+            if p is not None:
+                if p not in consumers:
+                    stack.append(p)
+                consumers[p] = consumers.get(p, 0) + 1
+    depths, ready = {root.creator: 0}, [root.creator]
+    while ready:
+        f = ready.pop()
+        for x in f.inputs:
+            p = x.creator
+            if p is not None:
+                depths[p] = max(depths.get(p, 0), depths[f] + 1)
+                consumers[p] -= 1
+                if consumers[p] == 0:
+                    ready.append(p)
+    return depths
+
+
+_ENGINE_MISTAKES = [
+    ("overwrite", "a tensor used more than once keeps only one of its gradients: the gradients "
+                  "from each use must be added up"),
+    ("eager", "a Function ran before all the gradients of its outputs had arrived (the order is "
+              "not topological), so later contributions were lost"),
+    ("replace_leaf", "a leaf's .grad was replaced instead of added to"),
+]
+
+
+@judge("engine_backward")
+def judge_engine_backward(out: Outputs, ctx: Judgement) -> None:
+    import minidl as md
+    for k, (description, build) in enumerate(_engine_graphs()):
+        ctx.case = f"for {description}"
+        calls = []
+        leaves = _engine_leaves(md)
+        for n, (root, grad) in enumerate(build(md, *leaves)):
+            calls.append((root, grad))
+            result = out.get(f"case/{k}/call/{n}")
+            if result.type == "raised":
+                raise CheckFailure(f"your backward pass raised {result.exc} {ctx.case}",
+                                   "the walk recursed once per Function; a graph this deep "
+                                   "needs an explicit stack" if result.exc == "RecursionError"
+                                   else None)
+            root.backward(np.array(grad, dtype=np.float64) * np.ones(root.shape))
+        mine = out.get(f"case/{k}/grads")
+        if mine.type != "tuple" or len(mine.items) != 3:
+            raise CheckFailure(f"the leaves' gradients could not be read {ctx.case}")
+        for name, leaf, got in zip("abc", leaves, mine.items):
+            expected = None if leaf.grad is None else leaf.grad.data
+            if expected is None:
+                if not got.is_none:
+                    raise CheckFailure(f"leaf {name} got a gradient {ctx.case}, but nothing "
+                                       f"that depends on it reaches the root")
+                continue
+            if got.is_none:
+                raise CheckFailure(f"leaf {name} got no gradient (its .grad is None) "
+                                   f"{ctx.case}", "gradients must reach every leaf that "
+                                                  "requires grad and be added to its .grad")
+            try:
+                assert_close(f"the gradient of leaf {name}", got, expected, context=ctx.case)
+            except CheckFailure as failure:
+                diagnosis = failure.diagnosis
+                for mode, mistake in _ENGINE_MISTAKES:
+                    variant = _engine_leaves(md)
+                    for root, grad in build(md, *variant):
+                        _variant_backward(root, np.array(grad, dtype=np.float64) *
+                                          np.ones(root.shape), mode)
+                    values = [numeric(v, "grad") if not v.is_none else None
+                              for v in mine.items]
+                    if all(v is not None and x.grad is not None and same(v, x.grad.data)
+                           for v, x in zip(values, variant) if x.grad is not None) and \
+                            not all(x.grad is None or same(x.grad.data, y.grad.data)
+                                    for x, y in zip(variant, leaves) if y.grad is not None):
+                        diagnosis = mistake
+                        break
+                raise CheckFailure(failure.message, diagnosis) from None
 
 
 # ============================================================================= nn.Linear
@@ -610,6 +893,85 @@ def judge_lstm_cell_backward(out: Outputs, ctx: Judgement) -> None:
 def _lstm_upstreams(B, H, seed):
     from minidl.exercises.assertions import upstream_for
     return upstream_for([(B, H), (B, H)], seed)
+
+
+# ============================================================================= RNN through time
+def _rnn_cases():
+    rng = np.random.default_rng(14)
+    cases = []
+    for B, T, D, H in [(2, 4, 3, 3), (1, 1, 2, 2), (2, 6, 2, 4)]:
+        cases.append(((B, T, D, H), [rng.standard_normal((B, T, D)),
+                                     rng.standard_normal((B, H)) * 0.5,
+                                     rng.standard_normal((D, H)) * 0.6,
+                                     rng.standard_normal((H, H)) * 0.6,
+                                     rng.standard_normal(H) * 0.3]))
+    return cases
+
+
+def _rnn_backward_numpy(x, h0, W_x, W_h, b, grad_hs, carry=True, overwrite=(), tanh=True,
+                        h_prev_is_h_t=False):
+    """BPTT in NumPy, with switches that reproduce the typical mistakes."""
+    B, T, _ = x.shape
+    hs, h = [], h0
+    for t in range(T):
+        h = np.tanh(x[:, t] @ W_x + h @ W_h + b)
+        hs.append(h)
+    dx = np.zeros_like(x)
+    dW_x, dW_h, db = np.zeros_like(W_x), np.zeros_like(W_h), np.zeros_like(b)
+    dh_next = np.zeros_like(h0)
+    for t in reversed(range(T)):
+        h_prev = hs[t - 1] if t > 0 else h0
+        dh = grad_hs[:, t] + (dh_next if carry else 0)
+        dz = dh * (1 - hs[t] ** 2) if tanh else dh
+        dx[:, t] = dz @ W_x.T
+        grads = (x[:, t].T @ dz, (hs[t] if h_prev_is_h_t else h_prev).T @ dz, dz.sum(0))
+        dW_x, dW_h, db = (g if name in overwrite else total + g
+                          for name, total, g in zip(("W_x", "W_h", "b"), (dW_x, dW_h, db), grads))
+        dh_next = dz @ W_h.T
+    return dx, dh_next, dW_x, dW_h, db
+
+
+_RNN_MISTAKES = [
+    ("the gradient does not flow back through time: at step t, h_t also reaches the loss "
+     "through step t + 1, and that gradient must be added", dict(carry=False)),
+    ("the weights are shared by all T steps, so dW_x, dW_h and db must add up the contributions "
+     "of every step; yours keep only one step's", dict(overwrite=("W_x", "W_h", "b"))),
+    ("W_h is shared by all T steps, so dW_h must add up the contributions of every step; yours "
+     "keeps only one step's", dict(overwrite=("W_h",))),
+    ("the backward pass skips the tanh: the gradient must go back through its derivative "
+     "(written with h_t)", dict(tanh=False)),
+    ("dW_h pairs step t's gradient with h_t; it belongs with the state that went into step t, "
+     "h_{t−1} (h0 at the first step)", dict(h_prev_is_h_t=True)),
+]
+
+
+@probe("rnn_bptt")
+def probe_rnn_bptt(kit, rec: Recorder) -> None:
+    Student = kit.get("RNNFunction")
+    for k, (_, arrays) in enumerate(_rnn_cases()):
+        probe_function(rec, f"case/{k}", Student, arrays, seed=k)
+
+
+@judge("rnn_bptt")
+def judge_rnn_bptt(out: Outputs, ctx: Judgement) -> None:
+    Reference = _reference("minidl.exercises.rnn", "RNNFunction")
+    names = ["x", "h0", "W_x", "W_h", "b"]
+    for k, ((B, T, D, H), arrays) in enumerate(_rnn_cases()):
+        def describe(name, T=T):
+            if name != "x":
+                return None
+            return lambda index: f" (step t = {index[1]} of {T})"
+
+        def diagnose(mine, expected, arrays=arrays, k=k, B=B, T=T, H=H):
+            grad_hs = _upstream((B, T, H), k)
+            for mistake, switches in _RNN_MISTAKES:
+                wrong = _rnn_backward_numpy(*arrays, grad_hs, **switches)
+                if all(same(m, w) for m, w in zip(mine, wrong)):
+                    return mistake
+            return None
+
+        judge_function(out, ctx, f"case/{k}", f"for B = {B}, T = {T}, D = {D}, H = {H}",
+                       Reference, arrays, names, seed=k, describe=describe, diagnose=diagnose)
 
 
 # ============================================================================= Adam

@@ -227,6 +227,7 @@ def isolation() -> Isolation:
     return Isolation(_UID_BASE, "root")
 
 
+_JUDGING = threading.Lock()
 _ISOLATION: Optional[Isolation] = None
 _SLOTS = threading.Lock()
 _FREE_SLOTS = list(range(64))
@@ -517,7 +518,8 @@ def judge_outputs(exercise: Exercise, outputs: dict, error: Optional[dict],
     judges = dict(_checks.JUDGES, **extra_judges())
     ctx = Judgement(exercise, earlier)
     try:
-        judges[exercise.id](Outputs(outputs, error), ctx)
+        with _JUDGING:  # minidl's autograd state is global: one judge at a time
+            judges[exercise.id](Outputs(outputs, error), ctx)
         if error is not None:  # the probe stopped early, yet the judge found no gap
             raise StudentError(error)
         result = ExerciseResult(exercise.id, "pass")

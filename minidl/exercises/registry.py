@@ -101,6 +101,36 @@ EXERCISES: Tuple[Exercise, ...] = (
              "returns the gradient of x for the upstream gradient gy (same shape): σ's "
              "derivative written with the saved output y, times gy, elementwise."),
     Exercise(
+        id="softmax_forward",
+        title="softmax along an axis, stable for any x",
+        module="minidl.functions.softmax", unit="Softmax", file="ex_softmax.py",
+        task="compute y, the softmax of x along self.axis, with x's shape and dtype, without "
+             "overflow for any x (the lines below save y and return it)",
+        hint="softmax is unchanged by subtracting a constant from each row: y = exp(x − max x) / "
+             "Σ exp(x − max x), with max and sum along self.axis (keepdims=True); x − max ≤ 0, "
+             "so exp never overflows.",
+        weight=1.0, lesson=5,
+        spec="Probabilities along ``self.axis``: the softmax yᵢ = exp(xᵢ) / Σⱼ exp(xⱼ), positive "
+             "and summing to 1.\n\n"
+             "Shape: any; y has x's shape and dtype. Backward (given) uses the saved y.\n"
+             "Stability: must not overflow for any x — in float32 exp(89) is already inf, and "
+             "logits of 1000 happen. Lesson 5 shows which change of x leaves the softmax as it "
+             "is and makes every exponential safe."),
+    Exercise(
+        id="log_softmax_forward",
+        title="log-softmax along an axis, without ever computing log(0)",
+        module="minidl.functions.softmax", unit="LogSoftmax", file="ex_softmax.py",
+        task="compute y, the log of the softmax of x along self.axis, with x's shape and dtype, "
+             "finite for any x (the lines below save y and return it)",
+        hint="log softmax(x) = x − m − log Σ exp(x − m) with m = max x along self.axis "
+             "(log-sum-exp); never take the log of a softmax, which underflows to 0.",
+        weight=1.0, lesson=5,
+        spec="log(softmax(x)) along ``self.axis``.\n\n"
+             "Shape: any; y has x's shape and dtype. Backward (given) uses the saved y.\n"
+             "Stability: finite for any x: no overflow (x = 1000) and no log of 0 (a "
+             "probability that underflows, x = −1000 beside x = 0). Lesson 5 derives the "
+             "log-sum-exp form that guarantees both."),
+    Exercise(
         id="sum_to",
         title="sum_to: undo broadcasting (the backward of every broadcasting op)",
         module="minidl.functions.shape", unit="_sum_to_array", file="ex_sum_to.py",
@@ -131,6 +161,19 @@ EXERCISES: Tuple[Exercise, ...] = (
              "lesson 3 derives them from the chain rule — each with exactly the shape of its "
              "input, so an input that was broadcast over leading axes gets its gradient summed "
              "back (``sum_to``)."),
+    Exercise(
+        id="engine_backward",
+        title="the engine: backward in topological order, gradients accumulated",
+        module="minidl.exercises.engine", unit="backward_pass", file="ex_engine.py",
+        task="walk the graph from root in a topological order, calling each Function's "
+             "backward once all its outputs' gradients have arrived, summing the gradients of "
+             "tensors used more than once and accumulating into the leaves",
+        hint="Count each Function's consumers with a stack (no recursion); keep a list of "
+             "pending output gradients per Function; pop a Function whose consumers have all "
+             "sent their gradient, call f.backward(*grads), add each input's gradient to its "
+             "producer's slot (slots[x.index] += g) or accumulate(x, g) for a leaf, and push "
+             "the producer when its count reaches 0.",
+        weight=2.0, lesson=2),
     Exercise(
         id="linear_forward",
         title="nn.Linear.forward: y = x @ W + b",
@@ -198,6 +241,22 @@ EXERCISES: Tuple[Exercise, ...] = (
              "Backward: from grad_h = ∂L/∂h' and grad_c = ∂L/∂c' (both (B, H)) return "
              "(dx, dh, dc, dW_x, dW_h, db), one gradient per input, each of that input's "
              "shape."),
+    Exercise(
+        id="rnn_bptt",
+        title="backpropagation through time for a tanh RNN over T steps",
+        module="minidl.exercises.rnn", unit="RNNFunction", file="ex_rnn.py",
+        task="return (dx, dh0, dW_x, dW_h, db) from grad_hs, going back through the T steps as "
+             "lesson 8 derives",
+        hint="Loop t = T−1 … 0 with dh_next = 0: dh = grad_hs[:, t] + dh_next; dz = dh ⊙ (1 − "
+             "h_t²); dx[:, t] = dz W_xᵀ; dW_x += x_tᵀ dz; dW_h += h_{t−1}ᵀ dz (h_{−1} = h0); "
+             "db += Σ_batch dz; dh_next = dz W_hᵀ; at the end dh0 = dh_next.",
+        weight=3.0, lesson=8,
+        spec="A tanh RNN over T steps, h_t = tanh(x_t W_x + h_{t−1} W_h + b) from h_0, forward "
+             "and backward through time by hand (lesson 8 derives the backward).\n\n"
+             "Shape: x (B, T, D), h0 (B, H), W_x (D, H), W_h (H, H), b (H,) -> hs (B, T, H), "
+             "the h_t of every step. Forward keeps every h_t in ``self.hs``.\n"
+             "Backward: from grad_hs = ∂L/∂hs (B, T, H) return (dx, dh0, dW_x, dW_h, db), one "
+             "gradient per input, each of that input's shape."),
     Exercise(
         id="adam_step",
         title="the Adam update with bias correction (PyTorch's rule)",
@@ -361,4 +420,17 @@ def plug_unit(exercise: Exercise, student: Any) -> None:
         _PLUGS[exercise.id](student)
 
 
-_PLUGS: Dict[str, Callable[[Any], None]] = {}
+def _plug_engine(student: Any) -> None:
+    """``Tensor.backward()`` in the worker runs the student's backward pass."""
+    from minidl import autograd
+
+    def _run_backward(root: Any, grad: Any, create_graph: bool) -> None:
+        if create_graph:
+            raise autograd.GradientError("create_graph=True is not part of the engine_backward "
+                                         "exercise")
+        student(root, grad)
+
+    autograd._run_backward = _run_backward
+
+
+_PLUGS: Dict[str, Callable[[Any], None]] = {"engine_backward": _plug_engine}
