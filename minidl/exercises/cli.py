@@ -34,7 +34,8 @@ def _list(args: argparse.Namespace) -> int:
     from minidl.exercises.registry import EXERCISES
     width = max(len(e.id) for e in EXERCISES)
     for e in EXERCISES:
-        print(f"{e.id:<{width}}  {e.file:<28} {e.title}")
+        lesson = f"lesson {e.lesson:<2}" if e.lesson else " " * 9
+        print(f"{e.id:<{width}}  {e.file:<28} {lesson}  {e.weight:>3g} pt  {e.title}")
     return 0
 
 
