@@ -5,6 +5,7 @@
 
 The Keras facade (``minidl.keras.preprocessing``) re-exports the text tools under Keras' paths.
 """
+from minidl.data.bpe import BPETokenizer  # noqa: F401 - byte-pair encoding (subwords)
 from minidl.data.datasets import (DatasetNotAvailableError, Reviews, TextSplit, load_digits,
                                   load_peoples_daily, load_reviews, split_corpus)
 from minidl.data.loader import ArrayDataset, DataLoader, Dataset, TensorDataset
