@@ -109,6 +109,25 @@ print("max difference:", float(np.abs(dL_dW - W.grad.numpy()).max()))
 print("x needs no gradient, so x.grad is", x.grad)
 
 # %% [markdown]
+# **The order of the walk.** A Function may run its backward only when the gradients of its
+# outputs are complete — that is, after *every* Function that used those outputs has sent its
+# share. minidl's `backward()` (in `minidl/autograd.py`) finds such an order without recursion,
+# so a graph thousands of steps deep (an RNN over a long text) is fine: it first counts, for each
+# Function, how many inputs of other Functions its outputs feed; then it starts from the loss's
+# creator and runs a Function as soon as all of its consumers are done, adding up the
+# gradients that arrive for the same tensor (Kahn's algorithm for a topological order). In the
+# diamond below, x feeds two Functions, so x's gradient has two shares; running `a`'s
+# producer after only one of them would lose the other. Writing this walk yourself is the kit
+# exercise `engine_backward`.
+
+# %%
+x_d = md.tensor(1.5, dtype="float64", requires_grad=True)
+a_d, b_d = x_d * 2.0, x_d * 3.0      # x is used twice ...
+y_d = a_d * b_d                      # ... so y = 6x² reaches x along two paths
+y_d.backward()
+print("dy/dx =", x_d.grad.item(), "= 12x =", 12 * 1.5)
+
+# %% [markdown]
 # ## 3. The rules
 #
 # **Gradients accumulate** (梯度累加). A value used twice gets the *sum* of both contributions —
@@ -129,11 +148,21 @@ u.backward()
 print("cleared, then backward():", s.grad.item())
 
 # %% [markdown]
-# **A broadcast input gets a gradient of its own shape.** `b` has shape (1,) but was added to
-# every row of a (2, 1) matrix, so its gradient is summed over the rows (see the table above):
+# **A broadcast input gets a gradient of its own shape.** A bias of shape (3,) added to a (4, 3)
+# matrix is copied onto each of the 4 rows, so it receives one gradient per row, and these are
+# summed: the upstream gradient has shape (4, 3), the bias's gradient shape (3,). (Above, `b`
+# had shape (1,) and the upstream gradient (2, 1): summed over the 2 rows and the result kept
+# as (1,) — the same rule, only the shapes do not show it.) The function that does this
+# summing, `sum_to`, is a kit exercise; every broadcasting op's backward calls it.
 
 # %%
-print("b.shape", b.shape, "-> b.grad.shape", b.grad.shape)
+bias = md.tensor([0.0, 0.0, 0.0], requires_grad=True)
+h = md.tensor(rng.standard_normal((4, 3)), dtype="float32") + bias  # bias broadcast to (4, 3)
+upstream = np.arange(12, dtype=np.float32).reshape(4, 3)
+h.backward(upstream)
+print("upstream gradient, shape", upstream.shape, ":\n", upstream)
+print("bias.grad, shape", bias.grad.shape, ":", bias.grad.numpy(),
+      "= the column sums", upstream.sum(axis=0))
 
 # %% [markdown]
 # **`backward()` without an argument needs a single number** — a loss. For a non-scalar output,
@@ -192,3 +221,7 @@ print(f"tanh''(0.5) = {d2q.item():.6f}  (formula {-2 * th * (1 - th ** 2):.6f})"
 # and how many if you store `h = F.tanh(x)` and compute `h * h`? Check that both give the same
 # gradient. (2) Add a second neuron sharing `W`; verify that `W.grad` is the sum of the two
 # contributions.
+#
+# **Kit exercises for this lesson** (`minidl exercises export kit/`, then `minidl grade kit/`):
+# `engine_backward` (the walk above), `sum_to` (undoing broadcasting) and `sigmoid_backward`
+# (the table's sigmoid row).

@@ -24,6 +24,7 @@ import minidl as md
 import minidl.functions as F
 from minidl import nn
 from minidl.backend import get_array_module
+from _notebook import show  # saves a figure; in a notebook it is also shown inline
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # nothing here is slow
 OUT = os.environ.get("MINIDL_LESSON_OUT") or tempfile.mkdtemp(prefix="minidl-lesson03-")
@@ -73,8 +74,7 @@ axes.set_title("Central-difference error of tanh'")
 axes.grid(alpha=0.3)
 axes.legend()
 figure.tight_layout()
-figure.savefig(os.path.join(OUT, "lesson03_eps.png"), dpi=100)
-print("plot:", os.path.join(OUT, "lesson03_eps.png"))
+print("plot:", show(figure, os.path.join(OUT, "lesson03_eps.png")))
 
 # %% [markdown]
 # The V shapes are the two errors meeting: on the right truncation (∝ ε²), on the left rounding
@@ -133,8 +133,32 @@ except md.GradcheckError as error:
     print("GradcheckError:", error)
 
 # %% [markdown]
-# The same goes for bugs in broadcasting (a gradient summed over the wrong axis) and in
-# matrix products (`W` instead of `Wᵀ` for a square `W`): all invisible to `sum()`.
+# Not every bug hides from `sum()`. Here is a matrix product whose backward uses B where Bᵀ
+# belongs — the classic mistake, and the kit exercise `matmul_backward`. With ḡ all ones, the
+# right gradient of A has the row sums of B in every row, the buggy one its column sums; they
+# differ unless B is symmetric, so the sum check sees it:
+
+# %%
+class BuggyMatMul(md.Function):
+    """Y = A @ B. The backward should return (gy @ Bᵀ, Aᵀ @ gy) — it uses B, not Bᵀ."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a @ b
+
+    def backward(self, gy):
+        a, b = self.saved_tensors
+        return gy @ b, a.T @ gy  # BUG: gy @ b should be gy @ b.T
+
+
+fixed_B = md.tensor(rng.standard_normal((3, 3)), dtype="float64")
+print("sum() check of B for Bᵀ, largest difference:",
+      round(sum_check(lambda m: BuggyMatMul()(m, fixed_B), square), 3))
+
+# %% [markdown]
+# What `sum()` cannot see is exactly the bugs that agree with the right answer on ḡ = 1: the
+# transposed square gradient above, or a gradient that is right up to a permutation of
+# equal-sized axes. A random ḡ sees those too; it costs nothing extra, so always use one.
 #
 # By default `md.gradcheck` is *directional* (as Chainer's `check_backward`): for each input it
 # draws one random direction d and compares the numerical directional derivative
@@ -199,3 +223,6 @@ print("weights restored to", cell.W_x.dtype)
 # a `Square` Function whose backward returns `gy * x` (forgot the 2); which check catches it,
 # `sum_check` or `md.gradcheck`? (Both — why is this bug different from the transpose?)
 # (3) Check `F.softmax` along `axis=0` of a (3, 4) matrix.
+#
+# **Kit exercise for this lesson**: `matmul_backward` (`minidl exercises export kit/`, then
+# `minidl grade kit/`).

@@ -24,6 +24,7 @@ import minidl as md
 import minidl.functions as F
 from minidl import metrics, nn, plot
 from minidl.data.datasets import load_digits
+from _notebook import show  # saves a figure; in a notebook it is also shown inline
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # "large": more epochs, a wider layer
 EPOCHS, HIDDEN = {"small": (30, 32), "large": (100, 128)}[SIZE]
@@ -154,7 +155,8 @@ for epoch in range(1, EPOCHS + 1):
         print(f"epoch {epoch:3d}  loss {history['loss'][-1]:.4f}  train acc "
               f"{history['accuracy'][-1]:.4f}  test acc {history['val_accuracy'][-1]:.4f}")
 print(f"{EPOCHS} epochs in {time.perf_counter() - start:.1f} s")
-plot.training_curves(history, os.path.join(OUT, "lesson04_curves.png"), title="MLP on digits")
+show(plot.training_curves(history, title="MLP on digits"),
+     os.path.join(OUT, "lesson04_curves.png"))
 
 # %% [markdown]
 # (Here the "validation" curves of the plot are the test set. That is fine for watching a
@@ -176,7 +178,7 @@ print(C)
 off_diagonal = C - np.diag(np.diag(C))
 i, j = np.unravel_index(off_diagonal.argmax(), C.shape)
 print(f"most frequent confusion: {off_diagonal[i, j]} × a {i} taken for a {j}")
-plot.confusion_matrix(C, os.path.join(OUT, "lesson04_confusion.png"), title="digits (test)")
+show(plot.confusion_matrix(C, title="digits (test)"), os.path.join(OUT, "lesson04_confusion.png"))
 print("plots in", OUT)
 
 # %% [markdown]
@@ -188,3 +190,7 @@ print("plots in", OUT)
 # **Exercises.** (1) Replace `F.sigmoid` by `F.relu` in the hidden layer; what learning rate
 # works now? (2) Set every initial weight to 0.01: what happens to the hidden units, and why?
 # (3) Remove `model.zero_grad()` and watch the loss.
+#
+# **Kit exercises for this lesson** (`minidl exercises export kit/`, then `minidl grade kit/`):
+# `linear_forward` (the dense layer) and `softmax_cross_entropy_backward` (the loss's gradient,
+# softmax − onehot).

@@ -24,6 +24,7 @@ import minidl as md
 import minidl.functions as F
 from minidl import metrics, nn, optim
 from minidl.data.datasets import load_digits
+from _notebook import show  # saves a figure; in a notebook it is also shown inline
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # "large": more epochs on the digits
 EPOCHS = {"small": 10, "large": 40}[SIZE]
@@ -63,6 +64,29 @@ F.binary_cross_entropy_with_logits(z, y, reduction="sum").backward()
 print("its gradient σ(z) − y:    ", z.grad.numpy())
 
 # %% [markdown]
+# **Stable sigmoid, softmax and log-softmax.** The same care goes into the functions under the
+# losses. σ(x) = 1/(1 + e⁻ˣ) computes e⁻ˣ, which overflows float32 for x < −88; the equal form
+# σ(x) = ½·tanh(x/2) + ½ never exponentiates anything large, and minidl's `sigmoid_array` uses
+# it. Softmax is unchanged when the same constant is subtracted from every score (it cancels in
+# the ratio), so subtracting the row's maximum m makes every exponent ≤ 0 — no overflow — and
+# leaves one term equal to 1 — no division by 0. For its logarithm never take the log of a
+# softmax: a probability that underflows to 0 gives −∞. Use log-sum-exp instead:
+# log softmax(x)ᵢ = xᵢ − m − ln Σⱼ exp(xⱼ − m).
+
+# %%
+scores = np.array([1000.0, 1000.0, 999.0], dtype=np.float32)
+with np.errstate(over="ignore", invalid="ignore"):
+    naive_softmax = np.exp(scores) / np.exp(scores).sum()
+print("naive softmax of [1000, 1000, 999]:", naive_softmax)
+print("F.softmax (max subtracted):        ", F.softmax(md.tensor(scores)).numpy().round(4))
+with np.errstate(divide="ignore"):
+    naive_log = np.log(F.softmax(md.tensor([-1000.0, 0.0])).numpy())
+print("log of softmax of [-1000, 0]:", naive_log, "| F.log_softmax:",
+      F.log_softmax(md.tensor([-1000.0, 0.0])).numpy())
+print("σ(-1000) =", F.sigmoid(md.tensor([-1000.0])).item(), "| σ(1000) =",
+      F.sigmoid(md.tensor([1000.0])).item())
+
+# %% [markdown]
 # The gradient σ(z) − y is bounded and never zero for a wrong answer, which is why the
 # sigmoid + cross-entropy pair trains well. (Squared error on a sigmoid output has gradient
 # 2(p − y)·p(1 − p), which vanishes when p saturates at the wrong end.) Softmax cross-entropy
@@ -88,6 +112,13 @@ print("mse_loss([1, 2], [1.5, 2]) =", F.mse_loss(md.tensor([1.0, 2.0]), [1.5, 2.
 #   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ),  θ ← θ − η m̂ / (√v̂ + ε) — a momentum direction
 #   divided by a running RMS of the gradient, so every parameter takes steps of about η
 #   whatever the scale of its gradient. The (1 − βᵗ) terms undo the bias of starting m, v at 0.
+#   m and v belong to each parameter and persist from step to step (t counts the steps); the
+#   gradient g itself is only read — it belongs to whoever computed it.
+#
+# Where ε goes is a convention: PyTorch adds it to √v̂, as above; Keras (and the paper's
+# "efficient" version) adds it to √v, i.e. θ ← θ − η·√(1 − β₂ᵗ)/(1 − β₁ᵗ)·m/(√v + ε). The two
+# differ only while v is tiny. minidl follows PyTorch (`optim.Adam(..., epsilon_hat=True)` gives
+# Keras' form, which `minidl.keras` uses); the kit exercise `adam_step` grades PyTorch's rule.
 #
 # `minidl.optim` implements them with PyTorch's rules; each has `step()` (apply the update to
 # every parameter that has a `.grad`) and `zero_grad()`.
@@ -131,9 +162,11 @@ for name, path in paths.items():
     axes.plot(path[:, 0], path[:, 1], ".-", label=name, markersize=3)
 axes.plot(0, 0, "k*", markersize=12)
 axes.set_title("60 steps on f(a, b) = a²/50 + b²")
+axes.set_xlabel("a (the flat direction)")
+axes.set_ylabel("b (the steep direction)")
 axes.legend(loc="lower right")
 figure.tight_layout()
-figure.savefig(os.path.join(OUT, "lesson05_valley.png"), dpi=100)
+show(figure, os.path.join(OUT, "lesson05_valley.png"))
 
 # %% [markdown]
 # SGD's learning rate is capped by the steep direction (above η = 1 it would diverge across
@@ -192,7 +225,7 @@ axes.set_title("Digits MLP: three optimizers")
 axes.grid(alpha=0.3)
 axes.legend()
 figure.tight_layout()
-figure.savefig(os.path.join(OUT, "lesson05_optimizers.png"), dpi=100)
+show(figure, os.path.join(OUT, "lesson05_optimizers.png"))
 print("plots in", OUT)
 
 # %% [markdown]
@@ -233,3 +266,7 @@ print("cosine schedule:", lrs)
 # **Exercises.** (1) Give SGD η = 1.05 on the valley and watch b. (2) Add
 # `optim.SGD(p, lr=0.5, momentum=0.8, nesterov=True)` to the valley. (3) Tune SGD's learning rate
 # on the digits until it matches Adam; how many tries did it take?
+#
+# **Kit exercises for this lesson** (`minidl exercises export kit/`, then `minidl grade kit/`):
+# `sigmoid_forward`, `softmax_forward` and `log_softmax_forward` (the stable forms above) and
+# `adam_step` (PyTorch's rule).

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 6 — Tokenising text: why Chinese needs characters
+# # Lesson 6 — Tokenising text: characters, words and subwords
 #
 # **What you will learn**
 # - how Keras' `Tokenizer` turns text into integer sequences, and the classic pitfall: on
@@ -7,10 +7,13 @@
 # - minidl's fix (one token per CJK character, the default) and the alternatives
 #   (word segmentation through `analyzer=`);
 # - the real review data: cleaning, and why duplicates must be removed **before** splitting;
-# - vocabulary size, unknown words, `num_words`, `oov_token`, and `pad_sequences`.
+# - vocabulary size, unknown words, `num_words`, `oov_token`, and `pad_sequences`;
+# - subwords: **byte-pair encoding** (BPE) learned from the reviews, and what it buys against
+#   characters — shorter sequences for a larger vocabulary.
 #
-# **Key terms 关键术语**: tokenisation 分词 / 切分 · token 词元 · character 字 · word 词 ·
-# word segmentation 中文分词 · vocabulary 词表 · out-of-vocabulary (OOV) word 未登录词 ·
+# **Key terms 关键术语**: tokenisation 词元化 / 切分 · token 词元 · character 字 · word 词 ·
+# word segmentation 分词 (中文分词) · subword 子词 · byte-pair encoding (BPE) 字节对编码 ·
+# vocabulary 词表 · out-of-vocabulary (OOV) word 未登录词 ·
 # padding 填充 · truncation 截断 · deduplication 去重 · data leakage 数据泄漏 ·
 # training / validation / test set 训练集 / 验证集 / 测试集
 
@@ -22,7 +25,7 @@ import numpy as np
 
 from minidl.data.datasets import load_reviews
 from minidl.data import pad_sequences
-from minidl.data import Tokenizer, text_to_word_sequence
+from minidl.data import BPETokenizer, Tokenizer, text_to_word_sequence
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # "large": fit on all training reviews
 N_TRAIN = {"small": 1000, "large": None}[SIZE]        # None = all of them
@@ -30,6 +33,13 @@ OUT = os.environ.get("MINIDL_LESSON_OUT") or tempfile.mkdtemp(prefix="minidl-les
 os.makedirs(OUT, exist_ok=True)
 
 # %% [markdown]
+# **Tokenisation is not 分词.** *Tokenisation* 词元化 (or 切分) cuts a text into **tokens** 词元,
+# the units a model sees — characters, words or pieces of words. *分词* (中文分词, word
+# segmentation) is one way of doing it for Chinese: finding where the words 词 begin and end,
+# which nothing in the text marks. Translating "tokenisation" as 分词 therefore says more than
+# is meant: this lesson tokenises by characters and by subwords, and neither needs a word
+# segmenter.
+#
 # ## 1. The classic pitfall
 #
 # The classic Keras text-classification example (see `examples/seed_text_classification.py`)
@@ -200,11 +210,60 @@ for maxlen in (50, 100, 200):
     print(f"maxlen={maxlen}: {np.mean(lengths <= maxlen):.0%} of reviews fit without cutting")
 
 # %% [markdown]
+# ## 6. Subwords: byte-pair encoding 字节对编码
+#
+# Characters give a small vocabulary and long sequences; words give short sequences, a huge
+# vocabulary and a segmenter to trust. **Byte-pair encoding** learns units in between from the
+# corpus itself (Sennrich et al., 2016): start from the characters, count every pair of adjacent
+# tokens, merge the most frequent pair into a new token, and repeat. Frequent words and pieces
+# — 酒店, 没有, 不错 — become single tokens; rare ones stay split into characters, so nothing
+# seen character by character is ever unknown. GPT-2 and most large models tokenise this way
+# (starting from bytes instead of characters). `minidl.data.BPETokenizer` learns the merges on
+# the training reviews:
+
+# %%
+NUM_MERGES = {"small": 1000, "large": 4000}[SIZE]
+bpe = BPETokenizer().train(train_texts, num_merges=NUM_MERGES)
+print(bpe)
+print("the first merges learned:", ["".join(pair) for pair in bpe.merges[:15]])
+print("质量很好，物流也很快 ->", bpe.tokenize("质量很好，物流也很快"))
+assert bpe.decode(bpe.encode("质量很好，物流也很快")) == "质量很好，物流也很快"
+
+# %% [markdown]
+# The same test reviews, as characters and as BPE tokens: how long the sequences are, how large
+# the vocabulary (the Embedding's rows, Lesson 7), and how many tokens are unknown.
+
+# %%
+alphabet = bpe.vocab_size - len(bpe.merges)  # <pad>, <unk> and the training characters
+char_lengths = [len(text) for text in test_texts]
+bpe_sequences = bpe.encode_batch(test_texts)
+unknown = sum(i == 1 for s in bpe_sequences for i in s)  # characters never seen in training
+print(f"characters: vocabulary {alphabet:5d} | mean length {np.mean(char_lengths):5.1f}")
+print(f"BPE:        vocabulary {bpe.vocab_size:5d} | mean length "
+      f"{np.mean([len(s) for s in bpe_sequences]):5.1f} "
+      f"({np.mean([len(s) for s in bpe_sequences]) / np.mean(char_lengths):.0%} of it)")
+print(f"unknown characters in the test reviews: {unknown} (the same for both: BPE's base is "
+      f"the characters of the training text)")
+print("padded for a model:\n", pad_sequences(bpe_sequences[:2], maxlen=12))
+
+# %% [markdown]
+# A thousand merges make the vocabulary about 40 % larger and the sequences shorter by the
+# fraction printed above; more merges, learned from more text (`SIZE = "large"`), shorten them
+# further. Shorter sequences mean fewer recurrent steps or attention positions per review, and
+# every one of them costs time in Lessons 8 to 11 — the price is a larger embedding table and
+# rarer, so less well-trained, tokens.
+#
 # **Summary.** Never feed Chinese text to a space-splitting tokenizer. Characters are a
-# robust unit; words need a segmenter. Clean (deduplicate) the data before you split it, or
-# the test set lies. Pad at the front and keep the end, unless you have a reason not to.
+# robust unit; words need a segmenter; BPE learns subwords from the corpus and shortens the
+# sequences. Clean (deduplicate) the data before you split it, or the test set lies. Pad at the
+# front and keep the end, unless you have a reason not to.
 #
 # **Exercises.** (1) Keras' most frequent "words" on the reviews (printed above) include a
 # full-width colon ：. Why does Keras keep it, when it removes ":"? (Look at `FILTERS`.)
 # (2) Remove 学习 from `DICTIONARY`: how does `max_match` split 我喜欢学习 now?
 # (3) With `maxlen=50` and `truncating='post'`, what part of a long review does the model see?
+# (4) Train the BPE with 200, 1000 and 3000 merges and plot the mean sequence length against
+# the vocabulary size.
+#
+# **Kit exercise for this lesson**: `pad_sequences` (`minidl exercises export kit/`, then
+# `minidl grade kit/`).

@@ -5,6 +5,7 @@
 # - the simple recurrent network h_t = tanh(x_t W_x + h_{t−1} W_h + b), and how back-propagation
 #   through time multiplies one Jacobian per step — so gradients **vanish** (or explode);
 # - the LSTM cell, gate by gate, and why its additive cell state lets gradients survive;
+# - the backward pass written out: BPTT for the simple RNN and the gradients of one LSTM step;
 # - that minidl's fast fused LSTM and the readable step-by-step one compute the same thing;
 # - masking padded steps, and truncated back-propagation through time.
 #
@@ -24,6 +25,7 @@ from matplotlib.figure import Figure
 
 import minidl as md
 from minidl import nn
+from _notebook import show  # saves a figure; in a notebook it is also shown inline
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # "large": longer sequences, bigger timing
 STEPS, TIMING = {"small": (60, (32, 50, 64)), "large": (120, (64, 100, 128))}[SIZE]
@@ -81,8 +83,7 @@ axes.set_title(f"Gradient reaching each step from h_T (T = {STEPS})")
 axes.grid(alpha=0.3)
 axes.legend()
 figure.tight_layout()
-figure.savefig(os.path.join(OUT, "lesson08_gradients.png"), dpi=100)
-print("plot:", os.path.join(OUT, "lesson08_gradients.png"))
+print("plot:", show(figure, os.path.join(OUT, "lesson08_gradients.png")))
 
 # %% [markdown]
 # On the log scale both curves are straight lines — geometric decay — but with very different
@@ -117,7 +118,71 @@ print("parameters:", [(name, p.shape) for name, p in lstm.named_parameters()])
 print("forget-gate bias block:", lstm.cell.b.numpy()[H:2 * H][:4], "...")
 
 # %% [markdown]
-# ## 4. Fast and readable paths agree
+# ## 4. The backward pass, derived 反向传播推导
+#
+# Autograd derives all of this for `fast=False`; the fused path (and the kit exercises
+# `rnn_bptt` and `lstm_cell_backward`) needs it written out. Only the chain rule is used, one
+# node at a time, with the upstream gradients written ḡ.
+#
+# **BPTT for the simple RNN.** The loss may depend on every hidden state, so let
+# ḡ_t = ∂L/∂h_t be the gradient that reaches h_t *directly* (from step t's output). But h_t
+# also feeds step t + 1, so its total gradient has two shares:
+#
+#   δh_t = ḡ_t + (what step t + 1 sends back),        δh_T = ḡ_T   (nothing after the last step).
+#
+# Going back through step t, h_t = tanh(z_t) with z_t = x_t W_x + h_{t−1} W_h + b:
+#
+#   δz_t = δh_t ⊙ (1 − h_t²)                  (tanh′ written with its output)
+#   ∂L/∂x_t = δz_t W_xᵀ,    what goes back to h_{t−1}:  δz_t W_hᵀ,
+#
+# and because the **same** W_x, W_h, b are used at every step, their gradients are sums over
+# the steps:
+#
+#   ∂L/∂W_x = Σ_t x_tᵀ δz_t,   ∂L/∂W_h = Σ_t h_{t−1}ᵀ δz_t,   ∂L/∂b = Σ_t Σ_batch δz_t,
+#
+# with h_0 the initial state, whose gradient is what step 1 sends back. So the loop runs
+# *backwards*, t = T, T−1, …, 1, carrying one (B, H) array from step to step. The vanishing
+# gradient of §1 is visible here: each step back multiplies by (1 − h_t²) and by W_hᵀ.
+#
+# **One LSTM step.** From ḡ_h = ∂L/∂h_t and ḡ_c = ∂L/∂c_t (what later steps send back), follow
+# the forward equations of §3 backwards:
+#
+#   h_t = o ⊙ tanh(c_t):   δo = ḡ_h ⊙ tanh(c_t),   and c_t gets a **second** share:
+#   δc_t = ḡ_c + ḡ_h ⊙ o ⊙ (1 − tanh²(c_t))       (c_t reaches the loss directly *and* via h_t)
+#   c_t = f ⊙ c_{t−1} + i ⊙ g:   δf = δc_t ⊙ c_{t−1},  δi = δc_t ⊙ g,  δg = δc_t ⊙ i,
+#                                 ∂L/∂c_{t−1} = δc_t ⊙ f     (the cell path: only a product by f)
+#   through the activations:     δz_i = δi ⊙ i(1 − i),  δz_f = δf ⊙ f(1 − f),
+#                                 δz_g = δg ⊙ (1 − g²),   δz_o = δo ⊙ o(1 − o)
+#   δz = [δz_i, δz_f, δz_g, δz_o]  (B, 4H), in the gate order i, f, g, o, and then, as for any
+#   affine map z = x W_x + h W_h + b:
+#   ∂L/∂x = δz W_xᵀ,  ∂L/∂h_{t−1} = δz W_hᵀ,  ∂L/∂W_x = xᵀ δz,  ∂L/∂W_h = h_{t−1}ᵀ δz,
+#   ∂L/∂b = Σ_batch δz.
+#
+# Through time, the LSTM is the RNN's loop with this step inside: ∂L/∂h_{t−1} is added to the
+# direct ḡ of step t − 1, ∂L/∂c_{t−1} becomes its ḡ_c, and the weights' gradients are summed over
+# the steps. The usual mistakes, which the grader names: forgetting δc_t's second share,
+# multiplying by σ instead of σ′ = σ(1 − σ), averaging ∂L/∂b over the batch instead of summing,
+# and — through time — not carrying the gradient back to the previous step, or keeping only one
+# step's share of the weight gradients. Autograd confirms the two shares of δc_t: here L = h_1
+# summed, for a one-step LSTM whose c_1 is also in the loss.
+
+# %%
+cell = nn.LSTMCell(3, 2, dtype="float64")
+x_1 = md.tensor(rng.standard_normal((1, 3)))
+h_0 = md.tensor(np.zeros((1, 2)))
+c_0 = md.tensor(rng.standard_normal((1, 2)), requires_grad=True)
+h_1, c_1 = cell(x_1, (h_0, c_0))
+(h_1.sum() + c_1.sum()).backward()
+z = (x_1 @ cell.W_x + h_0 @ cell.W_h + cell.b).numpy()
+f_gate = 1 / (1 + np.exp(-z[:, 2:4]))
+o_gate = 1 / (1 + np.exp(-z[:, 6:8]))
+tanh_c = np.tanh(c_1.numpy())
+print("∂L/∂c_0 by autograd:          ", c_0.grad.numpy().round(6))
+print("(1 + o(1 − tanh²c_1)) ⊙ f:   ", ((1 + o_gate * (1 - tanh_c ** 2)) * f_gate).round(6))
+print("only the direct share, 1 ⊙ f:", f_gate.round(6))
+
+# %% [markdown]
+# ## 5. Fast and readable paths agree
 #
 # `nn.LSTM` has two implementations. `fast=False` applies `LSTMCell` step by step — T steps of
 # small ops, each recorded in the graph. `fast=True` (the default) is one fused `Function` for
@@ -167,7 +232,7 @@ for fast in (True, False):
 # You should see the fused path about 2–3 times faster here; the gap grows with the number of
 # steps, because the step-by-step path pays Python and graph overhead for every small op.
 #
-# ## 5. Masking padded steps 掩码
+# ## 6. Masking padded steps 掩码
 #
 # Sequences padded with id 0 at the front (Lesson 6) should not be read as real input: after an
 # embedding layer, id 0 is a vector like any other. A mask (1 for real steps, 0 for padding)
@@ -191,7 +256,7 @@ print("unmasked vs unpadded:", np.abs(h_unmasked.numpy() - h_real.numpy()).max()
 # In Keras this is `Embedding(..., mask_zero=True)`: id 0 marks padding and the mask is passed
 # on to the LSTM (Lesson 9).
 #
-# ## 6. Truncated BPTT 截断的随时间反向传播
+# ## 7. Truncated BPTT 截断的随时间反向传播
 #
 # A language model reads a text of millions of characters (Lesson 10). Back-propagating
 # through all of it at once is impossible, so the text is read in **windows** of, say, 64
@@ -224,3 +289,6 @@ print("h has a creator:", h_window.creator is not None,
 # **Exercises.** (1) Set the LSTM's forget-gate bias to −3 (`lstm.cell.b.data[H:2*H] = -3`) and
 # redo the gradient plot. (2) Multiply the RNN's `W_h` by 3: what happens to the gradients?
 # (3) Write one GRU step by hand from the formulas in `nn.GRUCell` and compare with it.
+#
+# **Kit exercises for this lesson** (`minidl exercises export kit/`, then `minidl grade kit/`):
+# `lstm_cell_forward` (§3), `lstm_cell_backward` and `rnn_bptt` (§4).

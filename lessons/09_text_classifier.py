@@ -27,6 +27,7 @@ from minidl.keras.layers import LSTM, Dense, Embedding
 from minidl.keras.models import Sequential
 from minidl.data import pad_sequences
 from minidl.data import Tokenizer
+from _notebook import show  # saves a figure; in a notebook it is also shown inline
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # "large": all training reviews, longer texts
 N_TRAIN, MAXLEN, UNITS, EPOCHS = {"small": (2000, 60, 32, 4), "large": (None, 120, 64, 10)}[SIZE]
@@ -116,7 +117,8 @@ history = model.fit(x_train, y_train, batch_size=32, epochs=EPOCHS,
                     callbacks=[EarlyStopping(monitor="val_loss", patience=2,
                                              restore_best_weights=True)])
 print(f"trained in {time.perf_counter() - start:.1f} s")
-plot.training_curves(history, os.path.join(OUT, "lesson09_curves.png"), title="LSTM classifier")
+show(plot.training_curves(history, title="LSTM classifier"),
+     os.path.join(OUT, "lesson09_curves.png"))
 
 # %% [markdown]
 # ## 3. Test once

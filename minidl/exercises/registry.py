@@ -76,7 +76,7 @@ EXERCISES: Tuple[Exercise, ...] = (
              "otherwise (x is left alone); then keep working in y with out=y, y *= ..., y += "
              ".... Use xp = backend.get_array_module(x) rather than numpy, so it also runs on "
              "a GPU.",
-        weight=1.0, lesson=2,
+        weight=1.0, lesson=5,
         spec="The logistic sigmoid σ(x) = 1 / (1 + e⁻ˣ) on a raw array (NumPy, CuPy or strict), "
              "into ``out`` if given.\n\n"
              "The one sigmoid of minidl: ``Sigmoid``, the fused LSTM (``out=z`` computes the "
@@ -85,7 +85,7 @@ EXERCISES: Tuple[Exercise, ...] = (
              "written into it and returned (``out`` may be ``x`` itself); otherwise x is left "
              "unchanged.\n\n"
              "Stability: must not overflow for any x, e.g. x = −1000 in float32, where e⁻ˣ is "
-             "too large for float32 (lesson 2 shows an equal form of σ that never overflows); "
+             "too large for float32 (lesson 5 shows an equal form of σ that never overflows); "
              "it should saturate to 0 and 1."),
     Exercise(
         id="sigmoid_backward",
