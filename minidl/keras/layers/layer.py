@@ -149,7 +149,23 @@ def is_symbolic(x: Any) -> bool:
     return isinstance(x, KerasTensor)
 
 
-class Layer(nn.Module):
+class WeightLists:
+    """Keras' views of a layer's or model's weights (its ``nn`` parameters)."""
+
+    @property
+    def weights(self) -> List[nn.Parameter]:
+        return self.parameters()
+
+    @property
+    def trainable_weights(self) -> List[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> List[nn.Parameter]:
+        return [p for p in self.parameters() if not p.requires_grad]
+
+
+class Layer(WeightLists, nn.Module):
     """Base class of Keras layers: a Module that builds its weights on the first input.
 
     Subclasses define ``build(input_shape)`` (make the nn modules), ``call(x, mask=None)``,
@@ -315,20 +331,13 @@ class Layer(nn.Module):
     def trainable(self, value: bool) -> None:
         """Freeze (False) or unfreeze the layer's weights."""
         self._trainable = bool(value)
-        for p in self.parameters():
+        for p in self.trainable_parameters():
             p.requires_grad = self._trainable
 
-    @property
-    def weights(self) -> List[nn.Parameter]:
+    def trainable_parameters(self) -> List[nn.Parameter]:
+        """The weights that training may change (BatchNormalization's moving statistics are
+        weights that it never does)."""
         return self.parameters()
-
-    @property
-    def trainable_weights(self) -> List[nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
-
-    @property
-    def non_trainable_weights(self) -> List[nn.Parameter]:
-        return [p for p in self.parameters() if not p.requires_grad]
 
     def get_weights(self) -> List[np.ndarray]:
         """The weights as host NumPy arrays (copies), in the layer's order."""

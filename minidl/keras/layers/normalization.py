@@ -59,16 +59,8 @@ class BatchNormalization(Layer):
             setattr(self, name, param)
         self._last_dim = features
 
-    @property
-    def trainable(self) -> bool:
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value: bool) -> None:
-        self._trainable = bool(value)
-        for name in ("gamma", "beta"):
-            if name in self._parameters:
-                self._parameters[name].requires_grad = self._trainable
+    def trainable_parameters(self):
+        return [self._parameters[name] for name in ("gamma", "beta") if name in self._parameters]
 
     def call(self, x: Tensor, mask: Any = None) -> Tensor:
         return batch_norm(x, self.moving_mean.data, self.moving_variance.data,

@@ -35,8 +35,8 @@ from minidl.io import load, save
 from minidl.keras import losses as losses_module
 from minidl.keras import metrics as metrics_module
 from minidl.keras import optimizers as optimizers_module
-from minidl.keras.layers.layer import (InputLayer, KerasTensor, Layer, Shape, to_input_tensor,
-                                       training_mode, unique_name)
+from minidl.keras.layers.layer import (InputLayer, KerasTensor, Layer, Shape, WeightLists,
+                                       to_input_tensor, training_mode, unique_name)
 from minidl.keras.losses import integer_labels
 from minidl.keras.models import functional
 from minidl.training import loop
@@ -179,7 +179,7 @@ class StatefulMetricsLogger(Callback):
 
 
 # ============================================================================= Model
-class Model(nn.Module):
+class Model(WeightLists, nn.Module):
     """A Keras model: ``Model(inputs, outputs)`` (functional API) or a subclass that defines
     ``call(inputs)`` with layers set as attributes. See the module docstring."""
 
@@ -557,48 +557,45 @@ class Model(nn.Module):
         self._metrics_seen = True
         return logs
 
-    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
-                       class_weight: Any = None, reset_metrics: bool = True,
-                       return_dict: bool = False) -> Any:
-        """One gradient step on the batch ``(x, y)``; returns the loss (and metrics) of the
-        batch, as ``evaluate`` does. ``reset_metrics=False`` averages over successive calls."""
-        self._require_compiled("training")
+    def _run_batch(self, x: Any, y: Any, sample_weight: Any, class_weight: Any, train: bool,
+                   reset_metrics: bool) -> Dict[str, float]:
+        """One batch through the model: a gradient step when ``train``; its logs."""
+        self._require_compiled("training" if train else "evaluating")
         x, y = self._prepare(x, y)
         weights = sample_weights(y, sample_weight, class_weight)
         self._packing = _PackedTargets(y) if weights is not None else None
         try:
             if self._packing is not None:
                 y = self._packing.pack(y, weights)
-            self.optimizer.build(self.parameters())
             xb, yb = self._one_batch(x, y)
-            with training_mode(self, True):
-                prediction = self(xb)
-            loss = self._training_loss(prediction, yb)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            logs = self._batch_logs(loss, prediction, yb, reset_metrics)
+            if train:
+                self.optimizer.build(self.parameters())
+                with training_mode(self, True):
+                    prediction = self(xb)
+                loss = self._training_loss(prediction, yb)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+            else:
+                with no_grad(), training_mode(self, False):
+                    prediction = self(xb)
+                    loss = self._training_loss(prediction, yb)
+            return self._batch_logs(loss, prediction, yb, reset_metrics)
         finally:
             self._packing = None
+
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                       class_weight: Any = None, reset_metrics: bool = True,
+                       return_dict: bool = False) -> Any:
+        """One gradient step on the batch ``(x, y)``; returns the loss (and metrics) of the
+        batch, as ``evaluate`` does. ``reset_metrics=False`` averages over successive calls."""
+        logs = self._run_batch(x, y, sample_weight, class_weight, True, reset_metrics)
         return self._report(logs, return_dict)
 
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
                       reset_metrics: bool = True, return_dict: bool = False) -> Any:
         """The loss (and metrics) on one batch, without training."""
-        self._require_compiled("evaluating")
-        x, y = self._prepare(x, y)
-        weights = sample_weights(y, sample_weight, None)
-        self._packing = _PackedTargets(y) if weights is not None else None
-        try:
-            if self._packing is not None:
-                y = self._packing.pack(y, weights)
-            xb, yb = self._one_batch(x, y)
-            with no_grad(), training_mode(self, False):
-                prediction = self(xb)
-                loss = self._training_loss(prediction, yb)
-            logs = self._batch_logs(loss, prediction, yb, reset_metrics)
-        finally:
-            self._packing = None
+        logs = self._run_batch(x, y, sample_weight, None, False, reset_metrics)
         return self._report(logs, return_dict)
 
     def predict_on_batch(self, x: Any) -> np.ndarray:
@@ -617,18 +614,6 @@ class Model(nn.Module):
     def trainable(self, value: bool) -> None:
         for layer in self.layers:
             layer.trainable = value
-
-    @property
-    def weights(self) -> List[nn.Parameter]:
-        return self.parameters()
-
-    @property
-    def trainable_weights(self) -> List[nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
-
-    @property
-    def non_trainable_weights(self) -> List[nn.Parameter]:
-        return [p for p in self.parameters() if not p.requires_grad]
 
     def get_weights(self) -> List[np.ndarray]:
         """Every weight as a host NumPy array (copies), layer by layer, each layer's in Keras'
