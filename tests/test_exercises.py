@@ -762,3 +762,11 @@ def test_the_rnn_reference_agrees_with_the_same_rnn_from_primitives():
     expected = md.functions.stack(steps, axis=1)
     np.testing.assert_allclose(rnn(x, h0, W_x, W_h, b).numpy(), expected.numpy(), rtol=1e-12)
     md.gradcheck(rnn, x, h0, W_x, W_h, b, mode="elementwise")
+
+
+def test_each_exercise_is_named_in_its_lesson():
+    from pathlib import Path
+    lessons = Path(__file__).resolve().parents[1] / "lessons"
+    for exercise in EXERCISES:
+        (path,) = lessons.glob(f"{exercise.lesson:02d}_*.py")
+        assert f"`{exercise.id}`" in path.read_text(encoding="utf-8"), (exercise.id, path.name)
