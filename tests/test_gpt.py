@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import minidl as md
-from minidl import nn
+from minidl import backend, nn
 from minidl.models import GPT, GPTClassifier, GPTConfig
 from conftest import randn
 
@@ -131,7 +131,8 @@ def test_lora_starts_as_the_pretrained_layer_and_trains_only_the_adapters():
 def test_lora_gradcheck_of_the_adapters():
     md.manual_seed(0)
     lora = nn.LoRALinear(nn.Linear(5, 3).astype("float64"), r=2, alpha=3.0)
-    lora.B.data[...] = np.random.default_rng(0).standard_normal((2, 3))
+    lora.B.data[...] = backend.to_device(np.random.default_rng(0).standard_normal((2, 3)),
+                                         lora.B.device)
     x = randn(4, 5, seed=2)
     assert md.gradcheck(lambda x: lora(x), x, wrt={"A": lora.A, "B": lora.B})
 
@@ -139,7 +140,8 @@ def test_lora_gradcheck_of_the_adapters():
 def test_merged_lora_gives_the_same_outputs_as_unmerged():
     md.manual_seed(1)
     lora = nn.LoRALinear(nn.Linear(5, 3).astype("float64"), r=2, alpha=8.0)
-    lora.B.data[...] = np.random.default_rng(1).standard_normal((2, 3))
+    lora.B.data[...] = backend.to_device(np.random.default_rng(1).standard_normal((2, 3)),
+                                         lora.B.device)
     x = randn(4, 5, seed=3, requires_grad=False)
     unmerged = lora(x).numpy()
     merged = lora.merge()
@@ -157,7 +159,8 @@ def test_apply_lora_wraps_the_named_projections_of_a_gpt_and_merges_back():
     assert order.index("block0.attn.qkv.base.W") < order.index("block0.attn.proj.base.W")
     for _, p in model.named_parameters():
         if p.requires_grad and p.shape[0] == 2:
-            p.data[...] = np.random.default_rng(0).standard_normal(p.shape) * 0.1
+            p.data[...] = backend.to_device(np.random.default_rng(0).standard_normal(p.shape)
+                                            * 0.1, p.device)
     x = ids((2, 5))
     with md.no_grad():
         before = model(x).numpy()

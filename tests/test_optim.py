@@ -137,7 +137,8 @@ def make_model_and_data(seed=0):
     md.manual_seed(seed)
     model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
     rng = np.random.default_rng(seed)
-    return model, md.tensor(rng.standard_normal((16, 4))), rng.standard_normal((16, 1))
+    return model, md.tensor(rng.standard_normal((16, 4)), dtype="float32"), \
+        rng.standard_normal((16, 1))
 
 
 def train_steps(model, opt, x, y, n):

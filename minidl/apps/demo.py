@@ -62,12 +62,14 @@ class DemoConfig:
     methods: Tuple[str, ...] = METHODS
     val_examples: int = 600          # validation texts used for choices
     test_examples: Optional[int] = None   # None: the whole test split
+    train_examples: Optional[int] = None  # None: the whole training split
     improvement_budget: Any = 500
 
 
 SIZES = {
     "tiny": DemoConfig(maxlen=24, batch_size=8, budgets=[64], subsets=1, steps={"64": 2},
-                       val_examples=40, test_examples=40, improvement_budget=64),
+                       val_examples=40, test_examples=40, train_examples=400,
+                       improvement_budget=64),
     "small": DemoConfig(),
     "large": DemoConfig(maxlen=96, steps={"200": 80, "500": 120, "2000": 300, "all": 800},
                         val_examples=1736),
@@ -171,9 +173,11 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
          f"{len(reviews.train)}/{len(reviews.val)}/{len(reviews.test)} (train/val/test); "
          f"choices use {cfg.val_examples} validation texts, scores the "
          f"{cfg.test_examples or len(reviews.test)} test texts")
-    texts = {"train": list(reviews.train.texts), "val": list(reviews.val.texts)[:cfg.val_examples],
+    texts = {"train": list(reviews.train.texts)[:cfg.train_examples],
+             "val": list(reviews.val.texts)[:cfg.val_examples],
              "test": list(reviews.test.texts)[:cfg.test_examples]}
-    labels = {"train": reviews.train.labels, "val": reviews.val.labels[:cfg.val_examples],
+    labels = {"train": reviews.train.labels[:cfg.train_examples],
+              "val": reviews.val.labels[:cfg.val_examples],
               "test": reviews.test.labels[:cfg.test_examples]}
     maxlen = min(cfg.maxlen, body.config.context_length)
     ids = {k: bundle_app.encode(tokenizer, t, maxlen) for k, t in texts.items()}
@@ -208,7 +212,7 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
         probe["train"][needed] = ft.pooled_features(body, ids["train"][needed])
 
     # 2. every method at every budget
-    rows, models = [], {}
+    rows, models, tfidf = [], {}, None
     for stage, (budget, k, indices) in enumerate(plan, start=1):
         n = len(indices)
         steps = cfg.steps[str(budget)]
@@ -218,9 +222,10 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
         for method in cfg.methods:
             t0 = time.perf_counter()
             if method == "tfidf":
-                predict = ft.tfidf_baseline([texts["train"][i] for i in indices], y,
-                                            texts["val"], labels["val"], texts["train"])
-                p_val, p_test = predict(texts["val"]), predict(texts["test"])
+                if tfidf is None:
+                    tfidf = ft.TfidfBaseline(texts)
+                predict = tfidf.fit(indices, y, labels["val"])
+                p_val, p_test = predict("val"), predict("test")
                 trainable, per_step = None, None
             else:
                 model = ft.finetune(method, x, y, steps, cfg.batch_size, seed * 100 + k,

@@ -209,22 +209,48 @@ def scores(y: np.ndarray, probability: np.ndarray) -> Dict[str, Any]:
             "confusion_matrix": metrics.confusion_matrix(y, predicted, labels=[0, 1]).tolist()}
 
 
-def tfidf_baseline(train_texts: List[str], y: np.ndarray, val_texts: List[str],
-                   y_val: np.ndarray, all_train_texts: List[str]) -> Callable:
-    """TF-IDF of character 1–3-grams (vocabulary and idf from the unlabelled training texts)
-    + logistic regression, C chosen on validation. Returns ``predict_proba(texts)``."""
+def _tfidf_vectorizer() -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
+    return TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
+
+
+def _logistic_regression(features: Any, y: np.ndarray, val_features: Any,
+                         y_val: np.ndarray) -> Any:
+    """Logistic regression with C chosen by validation accuracy."""
     from sklearn.linear_model import LogisticRegression
 
-    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True,
-                                 min_df=2)
-    vectorizer.fit(all_train_texts)
-    features, val_features = vectorizer.transform(train_texts), vectorizer.transform(val_texts)
     best = None
     for C in (1.0, 3.0, 10.0, 30.0):
         model = LogisticRegression(C=C, max_iter=2000).fit(features, y)
         score = float((model.predict(val_features) == y_val).mean())
         if best is None or score > best[0]:
             best = (score, model)
-    model = best[1]
+    return best[1]
+
+
+def tfidf_baseline(train_texts: List[str], y: np.ndarray, val_texts: List[str],
+                   y_val: np.ndarray, all_train_texts: List[str]) -> Callable:
+    """TF-IDF of character 1–3-grams (vocabulary and idf from the unlabelled training texts)
+    + logistic regression, C chosen on validation. Returns ``predict_proba(texts)``."""
+    vectorizer = _tfidf_vectorizer().fit(all_train_texts)
+    model = _logistic_regression(vectorizer.transform(train_texts), y,
+                                 vectorizer.transform(val_texts), y_val)
     return lambda texts: model.predict_proba(vectorizer.transform(texts))[:, 1]
+
+
+class TfidfBaseline:
+    """``tfidf_baseline`` for many labelled subsets of one data set: the matrices of the three
+    splits are computed once, and each ``fit`` trains a logistic regression on a subset."""
+
+    def __init__(self, texts: Dict[str, List[str]]):
+        vectorizer = _tfidf_vectorizer()
+        self.features = {"train": vectorizer.fit_transform(texts["train"])}
+        self.features.update({k: vectorizer.transform(v) for k, v in texts.items()
+                              if k != "train"})
+
+    def fit(self, indices: np.ndarray, y: np.ndarray, y_val: np.ndarray) -> Callable:
+        """Train on the rows ``indices`` of the training split; returns
+        ``predict_proba(split)`` for ``'val'`` or ``'test'``."""
+        model = _logistic_regression(self.features["train"][indices], y,
+                                     self.features["val"], y_val)
+        return lambda split: model.predict_proba(self.features[split])[:, 1]

@@ -62,11 +62,10 @@ def measure(run_folder: str, verbose: int = 1, probe_budgets=PROBE_BUDGETS,
             print(f"[scaling {time.perf_counter() - start:5.0f} s] {text}", flush=True)
 
     references: List[Dict[str, Any]] = []
+    tfidf = ft.TfidfBaseline(texts)
     for b in budgets:
-        predict = ft.tfidf_baseline([texts["train"][i] for i in picked[b]],
-                                    labels["train"][picked[b]], texts["val"], labels["val"],
-                                    texts["train"])
-        acc = ft.scores(labels["test"], predict(texts["test"]))["accuracy"]
+        predict = tfidf.fit(picked[b], labels["train"][picked[b]], labels["val"])
+        acc = ft.scores(labels["test"], predict("test"))["accuracy"]
         references.append({"label": f"TF-IDF + LR, {b} labels", "test_accuracy": acc})
         model = ft.finetune("scratch", ids["train"][picked[b]], labels["train"][picked[b]],
                             steps[b], 32, SEED * 100, recipe, run.model)
