@@ -139,7 +139,9 @@ def _load_pretrained(args: Dict[str, Any], cfg: DemoConfig, out: str, device: st
         folder = os.path.join(out, "pretrain")
         _say(f"pretraining a new model in {folder} for {args['minutes']} minutes "
              f"(resumes if the folder has a checkpoint)")
-        run = Run(folder, PretrainConfig(steps=args.get("pretrain_steps", 2000)), device=device)
+        # about 30 steps a minute on a 2-core CPU: lay the schedule over what the budget buys
+        steps = max(20, int(30 * args["minutes"]))
+        run = Run(folder, PretrainConfig(steps=steps, warmup=max(2, steps // 10)), device=device)
         run.train(minutes=args["minutes"])
         ppl = run.perplexities()
         provenance = {"name": "pretrained in this demo", "steps": run.step,

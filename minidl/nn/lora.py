@@ -55,7 +55,7 @@ class LoRALinear(Module):
         if self.merged:
             return y
         h = F.dropout(x, self.dropout, self.training) if self.dropout else x
-        return y + (h @ self.A) @ self.B * self.scaling
+        return y + ((h @ self.A) * self.scaling) @ self.B       # scale the small (…, r) product
 
     def merge(self) -> Linear:
         """Fold (α / r)·A B into W (in place) and return the wrapped Linear, which now computes
