@@ -34,7 +34,7 @@ from minidl.autograd import Tensor
 
 __all__ = ['UndefinedMetricWarning', 'accuracy_score', 'precision_score', 'recall_score',
            'f1_score', 'fbeta_score', 'precision_recall_fscore_support', 'confusion_matrix',
-           'classification_report', 'binary_accuracy']
+           'classification_report', 'binary_accuracy', 'binary_scores']
 
 AVERAGES = (None, 'binary', 'micro', 'macro', 'weighted')
 
@@ -330,3 +330,20 @@ def classification_report(y_true: Any, y_pred: Any, *, labels: Optional[Sequence
         return f'{heading:>{width}}  {p:>9.{digits}f} {r:>9.{digits}f} {f:>9.{digits}f} {s:>9}'
     lines += [line(*row) for row in class_rows] + [''] + [line(*row) for row in average_rows]
     return '\n'.join(lines) + '\n'
+
+
+def binary_scores(y_true: Any, probability: Any, threshold: float = 0.5) -> dict:
+    """The report of a binary classifier from its probabilities of the positive class:
+    accuracy, precision, recall, F1 (positive = 1; 0 where undefined) and the confusion matrix
+    ``C[true][predicted]`` as nested lists (JSON-ready).
+
+    Shape: y_true (n,) labels 0/1, probability (n,) or (n, 1).
+    """
+    p = _as_labels(probability, 'probability').astype(np.float64)
+    predicted = (p > threshold).astype(int)
+    y = _as_labels(y_true, 'y_true').astype(int)
+    return {'accuracy': accuracy_score(y, predicted),
+            'precision': precision_score(y, predicted, zero_division=0),
+            'recall': recall_score(y, predicted, zero_division=0),
+            'f1': f1_score(y, predicted, zero_division=0),
+            'confusion_matrix': confusion_matrix(y, predicted, labels=[0, 1]).tolist()}

@@ -17,18 +17,13 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 import minidl as md
-from minidl.data import Tokenizer, pad_sequences, tokenizer_from_json
+from minidl.data import Tokenizer, tokenizer_from_json
+from minidl.data.vocabulary import encode_texts as encode  # noqa: F401  (used by lessons)
 from minidl.io import CheckpointError
 from minidl.models.gpt import GPT, GPTClassifier, GPTConfig
 
 FORMAT = "minidl-classifier-bundle-v1"
 FILE = "classifier.npz"
-
-
-def encode(tokenizer: Tokenizer, texts: Sequence[str], maxlen: int) -> np.ndarray:
-    """Texts as (n, maxlen) character ids, pre-padded with 0 and keeping each text's end."""
-    return pad_sequences(tokenizer.texts_to_sequences(list(texts)), maxlen=maxlen,
-                         padding="pre", truncating="pre").astype(np.int64)
 
 
 def save_bundle(folder: str, model: GPTClassifier, tokenizer: Tokenizer, maxlen: int,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -27,41 +27,16 @@ from minidl import backend
 from minidl import functions as F
 from minidl import nn, optim
 from minidl.autograd import Tensor, no_grad
-from minidl.data.text import Tokenizer, pad_sequences
+from minidl.data.text import Tokenizer
+from minidl.data.vocabulary import (UNKNOWN, build_char_vocabulary, encode_stream,  # noqa: F401
+                                    encode_texts, vocabulary_size)
 from minidl.metrics import binary_accuracy
 from minidl.training.callbacks import Callback
 from minidl.training.loop import fit, predict
 from minidl.training.progress import Progbar
 
-UNKNOWN = "<unk>"
-
-
-# ============================================================================= vocabulary
-def build_vocabulary(texts: Sequence[str], max_size: int = 4000) -> Tokenizer:
-    """A character-level Tokenizer over ``texts``: id 0 is padding, 1 the unknown character,
-    then the ``max_size - 2`` most frequent characters. Each text is followed by a newline
-    character, which the language model learns as "end of text"."""
-    tokenizer = Tokenizer(num_words=max_size, char_level=True, oov_token=UNKNOWN, lower=True)
-    tokenizer.fit_on_texts([t + "\n" for t in texts])
-    return tokenizer
-
-
-def vocabulary_size(tokenizer: Tokenizer) -> int:
-    """Number of ids the models need: ids run from 0 to this minus one."""
-    return min(tokenizer.num_words or 10 ** 9, len(tokenizer.word_index) + 1)
-
-
-def encode_stream(tokenizer: Tokenizer, texts: Sequence[str]) -> np.ndarray:
-    """All texts as one stream of character ids (int32), each ended by the newline id."""
-    sequences = tokenizer.texts_to_sequences([t + "\n" for t in texts])
-    return np.fromiter((i for s in sequences for i in s), dtype=np.int32)
-
-
-def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], maxlen: int) -> np.ndarray:
-    """Texts as a (n, maxlen) id matrix, pre-padded with 0 and keeping each text's end
-    (Keras' defaults), for the classifier."""
-    return pad_sequences(tokenizer.texts_to_sequences(list(texts)), maxlen=maxlen,
-                         padding="pre", truncating="pre")
+# The character vocabulary lives in minidl.data; these names are kept for the lessons.
+build_vocabulary = build_char_vocabulary
 
 
 # ============================================================================= the models
@@ -294,11 +269,4 @@ def classification_scores(classifier: SentimentClassifier, x: np.ndarray,
     classifier's predictions on ``x`` against labels ``y``. (Not ``training.evaluate``, which
     returns the loss and the compiled metrics.)"""
     from minidl import metrics
-
-    predicted = (predict_proba(classifier, x) > 0.5).astype(int)
-    y = np.asarray(y).astype(int)
-    return {"accuracy": metrics.accuracy_score(y, predicted),
-            "precision": metrics.precision_score(y, predicted, zero_division=0),
-            "recall": metrics.recall_score(y, predicted, zero_division=0),
-            "f1": metrics.f1_score(y, predicted, zero_division=0),
-            "confusion_matrix": metrics.confusion_matrix(y, predicted, labels=[0, 1]).tolist()}
+    return metrics.binary_scores(y, predict_proba(classifier, x))

@@ -36,6 +36,7 @@ import minidl as md
 from minidl.apps import bundle as bundle_app
 from minidl.apps import finetune as ft
 from minidl.apps.pretrain import REVIEW_SPLIT_SEED
+from minidl.data.vocabulary import encode_texts
 
 CHECKPOINT = "gpt-zh-char-small"
 METHODS = ("tfidf", "probe", "lora", "full", "scratch", "lstm")
@@ -182,7 +183,7 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
               "val": reviews.val.labels[:cfg.val_examples],
               "test": reviews.test.labels[:cfg.test_examples]}
     maxlen = min(cfg.maxlen, body.config.context_length)
-    ids = {k: bundle_app.encode(tokenizer, t, maxlen) for k, t in texts.items()}
+    ids = {k: encode_texts(tokenizer, t, maxlen) for k, t in texts.items()}
 
     # the plan: every (budget, subset, method) run, and a cost estimate for the ETA
     plan = []

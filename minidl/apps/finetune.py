@@ -198,15 +198,8 @@ def finetune(method: str, x: np.ndarray, y: np.ndarray, steps: int, batch_size: 
     return result
 
 
-def scores(y: np.ndarray, probability: np.ndarray) -> Dict[str, Any]:
-    """Accuracy, precision, recall, F1 (positive = 1) and the confusion matrix C[true, pred]."""
-    predicted = (probability > 0.5).astype(int)
-    y = np.asarray(y).astype(int)
-    return {"accuracy": metrics.accuracy_score(y, predicted),
-            "precision": metrics.precision_score(y, predicted, zero_division=0),
-            "recall": metrics.recall_score(y, predicted, zero_division=0),
-            "f1": metrics.f1_score(y, predicted, zero_division=0),
-            "confusion_matrix": metrics.confusion_matrix(y, predicted, labels=[0, 1]).tolist()}
+# Accuracy, precision, recall, F1 and the confusion matrix from probabilities.
+scores = metrics.binary_scores
 
 
 def _tfidf_vectorizer() -> Any:

@@ -37,12 +37,11 @@ import numpy as np
 
 import minidl as md
 from minidl import backend, optim
-from minidl.data import Tokenizer, load_peoples_daily, load_reviews, split_corpus, \
-    tokenizer_from_json
+from minidl.data import load_peoples_daily, load_reviews, split_corpus, tokenizer_from_json
+from minidl.data.vocabulary import build_char_vocabulary, encode_stream, vocabulary_size
 from minidl.models import pretrained
 from minidl.models.gpt import GPT, GPTConfig
 
-UNKNOWN = "<unk>"
 REVIEW_SPLIT_SEED = 0  # the one review split every minidl application uses
 
 
@@ -70,24 +69,6 @@ class PretrainConfig:
 
 
 # ----------------------------------------------------------------------------- data
-def build_vocabulary(texts: List[str], size: int) -> Tokenizer:
-    """Character vocabulary: 0 padding, 1 unknown, then the ``size − 2`` most frequent
-    characters; each text ends with a newline (the model's end-of-text)."""
-    tokenizer = Tokenizer(num_words=size, char_level=True, oov_token=UNKNOWN, lower=True)
-    tokenizer.fit_on_texts([t + "\n" for t in texts])
-    return tokenizer
-
-
-def vocabulary_size(tokenizer: Tokenizer) -> int:
-    return min(tokenizer.num_words or 10 ** 9, len(tokenizer.word_index) + 1)
-
-
-def encode(tokenizer: Tokenizer, texts: List[str]) -> np.ndarray:
-    """Texts as one int32 stream of ids, each text followed by the newline id."""
-    sequences = tokenizer.texts_to_sequences([t + "\n" for t in texts])
-    return np.fromiter((i for s in sequences for i in s), dtype=np.int32)
-
-
 def corpora() -> Dict[str, List[str]]:
     """The texts a pretraining run may see, and the held-out texts it is measured on."""
     corpus_train, corpus_val = split_corpus(load_peoples_daily(), val_fraction=0.05)
@@ -153,11 +134,11 @@ class Run:
             with open(vocab_path, encoding="utf-8") as f:
                 self.tokenizer = tokenizer_from_json(f.read())
         else:
-            self.tokenizer = build_vocabulary(texts["corpus_train"] + texts["reviews_train"],
+            self.tokenizer = build_char_vocabulary(texts["corpus_train"] + texts["reviews_train"],
                                               cfg.vocab)
             _write_text(vocab_path, self.tokenizer.to_json(ensure_ascii=False))
             _write_text(config_path, json.dumps(asdict(cfg), indent=2))
-        self.streams = {name: encode(self.tokenizer, t) for name, t in texts.items()}
+        self.streams = {name: encode_stream(self.tokenizer, t) for name, t in texts.items()}
         md.manual_seed(cfg.seed)
         self.model = GPT(GPTConfig(vocab_size=vocabulary_size(self.tokenizer), **cfg.model))
         self.model.to(device)

@@ -22,7 +22,7 @@ import numpy as np
 
 import minidl as md
 from minidl.apps import finetune as ft
-from minidl.apps.bundle import encode
+from minidl.data.vocabulary import encode_texts as encode
 from minidl.data import load_reviews
 
 MAXLEN, VAL_EXAMPLES, SEED = 64, 600, 0

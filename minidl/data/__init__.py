@@ -11,9 +11,12 @@ from minidl.data.datasets import (DatasetNotAvailableError, Reviews, TextSplit, 
 from minidl.data.loader import ArrayDataset, DataLoader, Dataset, TensorDataset
 from minidl.data.text import Tokenizer, pad_sequences, text_to_word_sequence, tokenizer_from_json
 from minidl.data.validation import check_data, checked_array
+from minidl.data.vocabulary import (build_char_vocabulary, encode_stream, encode_texts,
+                                    vocabulary_size)
 
 __all__ = ["Tokenizer", "pad_sequences", "text_to_word_sequence", "tokenizer_from_json",
            "Dataset", "ArrayDataset", "TensorDataset", "DataLoader", "load_reviews",
            "load_peoples_daily",
            "split_corpus", "load_digits", "Reviews", "TextSplit", "DatasetNotAvailableError",
-           "check_data", "checked_array"]
+           "check_data", "checked_array", "build_char_vocabulary", "encode_stream", "encode_texts",
+           "vocabulary_size"]

@@ -19,7 +19,7 @@ zeros, max pooling with −∞ (a padded position never wins).
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 from minidl import backend
 from minidl.autograd import Function, ShapeError, Tensor

@@ -31,7 +31,7 @@ from minidl.autograd import Tensor, no_grad
 from minidl.data.loader import ArrayDataset, DataLoader
 from minidl.data.validation import check_data
 from minidl.functions.indices import first_out_of_range
-from minidl.io import load, save
+from minidl.io import save
 from minidl.keras import losses as losses_module
 from minidl.keras import metrics as metrics_module
 from minidl.keras import optimizers as optimizers_module

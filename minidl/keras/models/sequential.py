@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from minidl.keras.layers.layer import InputLayer, Layer, Shape, to_input_tensor, training_mode
+from minidl.keras.layers.layer import Layer, Shape, to_input_tensor, training_mode
 from minidl.keras.models.model import Model, layers_of_input
 
 
