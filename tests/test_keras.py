@@ -471,3 +471,10 @@ def test_labels_of_shape_n_fit_predictions_of_shape_n_by_1():
 
 def test_to_categorical_makes_one_hot_rows():
     np.testing.assert_array_equal(to_categorical([0, 2, 1]), np.eye(3)[[0, 2, 1]])
+
+
+def test_a_float64_tensor_input_is_cast_to_float32_as_keras_does():
+    from minidl.keras import layers, models
+    model = models.Sequential([layers.Dense(2, input_dim=3)])
+    out = model.predict(md.tensor(np.ones((4, 3)), dtype="float64"), verbose=0)
+    assert out.shape == (4, 2) and out.dtype == np.float32

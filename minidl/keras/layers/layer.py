@@ -57,6 +57,8 @@ def to_input_tensor(x: Any) -> Tensor:
     and so do whole-number floats that float32 cannot hold exactly (ids beyond 2**24), for the
     Embedding to check rather than receive changed."""
     if isinstance(x, Tensor):
+        if x.dtype.kind == "f" and x.dtype != np.float32 and not x.requires_grad:
+            return Tensor(x.data.astype(np.float32))  # Keras casts inputs to floatx
         return x
     x = x if hasattr(x, "shape") else np.asarray(x)
     if x.dtype.kind == "f" and x.dtype != np.float32:
