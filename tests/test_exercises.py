@@ -84,6 +84,7 @@ def test_the_issue_s_exercises_are_all_covered():
     assert {"sigmoid_forward", "sigmoid_backward", "matmul_backward", "sum_to",
             "softmax_cross_entropy_backward", "linear_forward", "lstm_cell_forward",
             "lstm_cell_backward", "adam_step", "pad_sequences"} <= set(IDS)
+    assert {"attention_backward", "layer_norm_backward", "lora_forward"} <= set(IDS)
 
 
 def test_blank_kit_replaces_each_region_by_a_stub_naming_the_exercise(blank_kit):
@@ -106,6 +107,17 @@ def test_stub_docstrings_specify_without_giving_the_answer(blank_kit):
     assert "y(1 - y)" not in sigmoid and "y(1 − y)" not in sigmoid
     lstm = (blank_kit / "ex_lstm_cell_function.py").read_text(encoding="utf-8")
     assert "1 − tanh²" not in lstm and "σ(1 − σ)" not in lstm and "Shape:" in lstm
+    attention = (blank_kit / "ex_attention.py").read_text(encoding="utf-8")
+    assert "Shape: q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv)" in attention
+    assert "def backward(self, g_out):" in attention and "rowsum" not in attention
+    assert "g_out @ v" not in attention and "dS = P" not in attention
+    layer_norm = (blank_kit / "ex_layer_norm.py").read_text(encoding="utf-8")
+    assert "Shape: x (..., *normalized_shape)" in layer_norm
+    assert "mean(g" not in layer_norm and "mean_g" not in layer_norm
+    lora = (blank_kit / "ex_lora.py").read_text(encoding="utf-8")
+    assert "Shape: x (..., in_features) -> (..., out_features)." in lora
+    assert "def merge(self) -> Linear:" in lora  # given: the merged case is part of forward
+    assert "self.scaling) @ self.B" not in lora and "F.dropout(x" not in lora
     for exercise in EXERCISES:  # the hint (formula) never reaches the kit
         assert exercise.hint not in (blank_kit / exercise.file).read_text(encoding="utf-8")
 
@@ -312,6 +324,65 @@ PLANTED = {
         "if truncating == 'pre' and isinstance(s, list):\n            del s[:-maxlen]\n"
         "        kept = s[-maxlen:] if truncating == 'pre' else s[:maxlen]",
         ["changed the caller's sequences"], ["changed in place"]),
+    "attention_backward_forgets_the_softmax_row_sum": (
+        "attention_backward", "ex_attention.py",
+        "        ds -= (dp * p).sum(axis=-1, keepdims=True)\n", "",
+        ["the gradient of q", "is wrong at element", "scale 0.5"],
+        ["treats it as elementwise", "the row's sum is missing"]),
+    "attention_backward_dv_with_p_untransposed": (
+        "attention_backward", "ex_attention.py",
+        "dv = sum_to(p_used.swapaxes(-1, -2) @ g_out, v.shape)",
+        "dv = sum_to(p_used @ g_out, v.shape)",
+        ["the gradient of v", "is wrong at element"], ["dV uses P where P's transpose belongs"]),
+    "attention_backward_without_the_scale": (
+        "attention_backward", "ex_attention.py",
+        "        ds *= self.scale\n", "",
+        ["the gradient of q", "is wrong at element"], ["the scale s is missing from dQ and dK"]),
+    "attention_backward_ignores_dropout_in_dp": (
+        "attention_backward", "ex_attention.py",
+        "            dp *= keep\n", "            pass\n",
+        ["the gradient of q", "dropout (p = 0.3)"],
+        ["the gradient of P must go back through the dropout mask"]),
+    "layer_norm_backward_misses_the_mean_term": (
+        "layer_norm_backward", "ex_layer_norm.py",
+        "dx = (g - mean_g - x_hat * mean_gx) * rstd", "dx = (g - x_hat * mean_gx) * rstd",
+        ["the gradient of x", "is wrong at element"], ["misses the share of the mean μ"]),
+    "layer_norm_backward_misses_the_x_hat_term": (
+        "layer_norm_backward", "ex_layer_norm.py",
+        "dx = (g - mean_g - x_hat * mean_gx) * rstd", "dx = (g - mean_g) * rstd",
+        ["the gradient of x", "is wrong at element"], ["misses the share of the variance σ²"]),
+    "layer_norm_backward_sums_dw_db_over_the_first_axis_only": (
+        "layer_norm_backward", "ex_layer_norm.py",
+        "sample_axes = tuple(range(gy.ndim - len(axes)))", "sample_axes = 0",
+        ["gradient of shape (3, 5) for weight", "two sample axes"],
+        ["must add up the contributions over all the sample axes"]),
+    "layer_norm_backward_averages_dw_db": (
+        "layer_norm_backward", "ex_layer_norm.py",
+        "dw = (gy * x_hat).sum(axis=sample_axes) if self.inputs[1].requires_grad else None\n"
+        "        db = gy.sum(axis=sample_axes)",
+        "dw = (gy * x_hat).mean(axis=sample_axes) if self.inputs[1].requires_grad else None\n"
+        "        db = gy.mean(axis=sample_axes)",
+        ["the gradient of weight", "is wrong at element"], ["means over the samples"]),
+    "lora_forward_without_the_scaling": (
+        "lora_forward", "ex_lora.py",
+        "return y + ((h @ self.A) * self.scaling) @ self.B", "return y + (h @ self.A) @ self.B",
+        ["y is wrong at element", "with a trained adapter"],
+        ["not scaled by self.scaling (α / r)"]),
+    "lora_forward_with_a_and_b_swapped": (
+        "lora_forward", "ex_lora.py",
+        "return y + ((h @ self.A) * self.scaling) @ self.B",
+        "return y + ((h @ self.B) * self.scaling) @ self.A",
+        ["y is wrong at element", "LoRALinear(Linear(3, 3), r=3"],
+        ["A and B are applied in the wrong order"]),
+    "lora_forward_skips_dropout_in_training": (
+        "lora_forward", "ex_lora.py",
+        "h = F.dropout(x, self.dropout, self.training) if self.dropout else x", "h = x",
+        ["y is wrong at element", "in training"],
+        ["the update's input must go through dropout", "uses x itself"]),
+    "lora_forward_adds_the_update_again_after_merge": (
+        "lora_forward", "ex_lora.py",
+        "        if self.merged:\n            return y\n", "",
+        ["y is wrong at element", "after merge()"], ["adds it a second time"]),
 }
 
 
@@ -545,6 +616,25 @@ def test_grading_one_kit_file_grades_its_exercises_only(honest_kit, capsys):
     assert "matmul_backward" not in out
 
 
+def test_one_kit_file_is_graded_with_the_student_s_code_it_needs(honest_kit, capsys):
+    """attention_backward's check runs the student's sum_to (ex_sum_to.py) and
+    lstm_cell_forward's their sigmoid_array: grading one file imports those files too."""
+    for file, exercise in (("ex_attention.py", "attention_backward"),
+                           ("ex_lstm_cell.py", "lstm_cell_forward")):
+        status = exercises_main(["grade", str(honest_kit / file)])
+        out = capsys.readouterr().out
+        assert status == 0 and f"PASS  {exercise}" in out, out
+
+
+def test_a_needed_file_that_hangs_on_import_is_skipped_not_a_crash(honest_kit, tmp_path):
+    kit = copy_kit(honest_kit, tmp_path / "kit")
+    replace(kit / "ex_sum_to.py", "def _sum_to_array(", "while True:\n    pass\n\n\n"
+            "def _sum_to_array(")
+    result = grade_kit(kit, [by_id()["attention_backward"]], timeout=2.0)
+    assert result["attention_backward"].status == "todo"
+    assert "do sum_to first" in result["attention_backward"].message
+
+
 def test_a_path_that_is_no_kit_is_a_clear_error(tmp_path):
     with pytest.raises(GradeError, match="exercises export"):
         resolve(tmp_path)
@@ -762,6 +852,65 @@ def test_the_rnn_reference_agrees_with_the_same_rnn_from_primitives():
     expected = md.functions.stack(steps, axis=1)
     np.testing.assert_allclose(rnn(x, h0, W_x, W_h, b).numpy(), expected.numpy(), rtol=1e-12)
     md.gradcheck(rnn, x, h0, W_x, W_h, b, mode="elementwise")
+
+
+def test_the_attention_and_layer_norm_checks_mirror_the_references_that_pass_gradcheck():
+    """Without a mistake switched on, the NumPy backwards that recognise the planted mistakes
+    give the reference's gradients on every case of their checks, and the references pass a
+    float64 numerical gradient check on those cases."""
+    from minidl.exercises.assertions import upstream_for
+    from minidl.exercises.checks import (_LAYER_NORM_EPS, _attention_backward_numpy,
+                                         _attention_cases, _layer_norm_backward_numpy,
+                                         _layer_norm_cases)
+    from minidl.functions.attention import ScaledDotProductAttention
+    from minidl.functions.normalization import LayerNorm
+
+    def leaves(arrays):
+        return [md.tensor(a, dtype="float64", device="cpu", requires_grad=True) for a in arrays]
+
+    for n, (_, q, k, v, scale, bias, keep) in enumerate(_attention_cases()):
+        inputs = leaves([q, k, v])
+        function = ScaledDotProductAttention(scale, bias, keep)
+        (g_out,) = upstream_for([function(*inputs).shape], n)
+        for got, expected in zip(_attention_backward_numpy(q, k, v, scale, bias, keep, g_out),
+                                 function.backward(g_out.copy())):
+            np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+        md.gradcheck(lambda *a: ScaledDotProductAttention(scale, bias, keep)(*a), *inputs,
+                     mode="elementwise")
+    for n, (_, n_axes, arrays) in enumerate(_layer_norm_cases()):
+        inputs = leaves(arrays)
+        function = LayerNorm(n_axes, _LAYER_NORM_EPS)
+        (gy,) = upstream_for([function(*inputs).shape], n)
+        expected = function.backward(gy.copy())
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        got = _layer_norm_backward_numpy(*arrays, n_axes=n_axes, gy=gy)
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+        md.gradcheck(lambda *a: LayerNorm(n_axes, _LAYER_NORM_EPS)(*a), *inputs,
+                     mode="elementwise")
+
+
+def test_the_lora_check_mirrors_lora_linear_and_minidl_s_dropout_mask():
+    """The expected values of lora_forward's check are LoRALinear's outputs: in training with
+    the mask minidl draws right after manual_seed, in evaluation without it, and after merge."""
+    from minidl.exercises.checks import (_LORA_DROPOUT, _LORA_SEEDS, _lora_cases, _lora_mask,
+                                         _lora_numpy)
+    from minidl.nn.lora import LoRALinear
+    for n_in, n_out, r, alpha, x, W, b, A, B in _lora_cases():
+        base = md.nn.Linear(n_in, n_out, dtype="float64", device="cpu")
+        base.W.data, base.b.data = W.copy(), b.copy()
+        layer = LoRALinear(base, r=r, alpha=alpha, dropout=_LORA_DROPOUT)
+        layer.A.data, layer.B.data = A.copy(), B.copy()
+        x_tensor = md.tensor(x, dtype="float64", device="cpu")
+        md.manual_seed(_LORA_SEEDS["train"])
+        mask = _lora_mask(x.shape, _LORA_SEEDS["train"])
+        np.testing.assert_allclose(layer.train()(x_tensor).numpy(),
+                                   _lora_numpy(x, W, b, A, B, alpha / r, mask=mask), rtol=1e-12)
+        expected = _lora_numpy(x, W, b, A, B, alpha / r)
+        np.testing.assert_allclose(layer.eval()(x_tensor).numpy(), expected, rtol=1e-12)
+        layer.merge()
+        np.testing.assert_allclose(layer(x_tensor).numpy(), expected, rtol=1e-10, atol=1e-12)
 
 
 def test_each_exercise_is_named_in_its_lesson():

@@ -16,7 +16,8 @@ then
    renamed outside the sandbox, nothing under a ``--deny`` path may be opened (the installed
    minidl, the class folder), and no process, signal to another process, socket or ``ctypes``
    call may be made;
-4. imports each kit file (the student's code runs for the first time here) and plugs its
+4. imports each kit file of the exercises — and of the exercises they ``need``, whose code
+   their checks run too (the student's code runs for the first time here) — and plugs its
    classes and functions into the view, in place of the stubs — the worker's minidl is then
    minidl as the student completed it;
 5. for each exercise, runs its probe: calls the student's code on fixed inputs and records the
@@ -289,16 +290,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         registry.load_extra(Path(args.extra), with_judges=False)
     checks.PROBES.update(registry.extra_probes())
     exercises = [registry.by_id()[i] for i in args.ids]
+    # the exercises whose code these checks run too: their files are imported and plugged even
+    # when a fresh worker grades only the rest of a kit, or one kit file is graded
+    needed = [registry.by_id()[i] for i in registry.needed_ids(args.ids)]
     worker = Worker(kit, args.channel)
     worker.emit(event="ready")
     sys.addaudithook(_AuditPolicy(Path(args.sandbox), args.deny))
-    for file in dict.fromkeys(e.file for e in exercises):
+    for file in dict.fromkeys(e.file for e in exercises + needed):
         if file not in args.skip:
             worker.load(file)
     for file in args.skip:
         worker.modules[file] = {"kind": "error", "type": "Skipped", "where": None, "stub": None,
                                 "message": f"{file} was not imported again (it failed before)"}
-    worker.plug(exercises)
+    worker.plug(needed + exercises)
     for exercise in exercises:
         worker.emit(event="start", id=exercise.id)
         began = time.perf_counter()

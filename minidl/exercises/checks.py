@@ -1131,3 +1131,352 @@ def judge_pad_sequences(out: Outputs, ctx: Judgement) -> None:
             raise CheckFailure(f"{call} changed the caller's sequences (they are now "
                                f"{out.json(f'case/{k}/after')}); work on copies",
                                "an input was changed in place")
+
+
+# ============================================================================= recognising
+def _recognise(mine: List[np.ndarray], expected: List[np.ndarray], mistakes: List[tuple],
+               variant: Callable[..., Optional[tuple]]) -> Optional[str]:
+    """The mistakes that explain ``mine``: each ``(text, switches)`` whose ``variant(**switches)``
+    matches every output that it changes — several may, each in its own outputs — or else a
+    pair of them made together. None when nothing fits."""
+    def explains(switches) -> bool:
+        try:
+            wrong = variant(**switches)
+        except Exception:  # noqa: BLE001 - shapes that do not fit: not this mistake
+            return False
+        if wrong is None:
+            return False
+        changed = [i for i, (w, e) in enumerate(zip(wrong, expected)) if not same(w, e)]
+        return bool(changed) and all(i < len(mine) and same(mine[i], wrong[i])
+                                     for i in changed)
+
+    found = [text for text, switches in mistakes if explains(switches)]
+    if not found:
+        for n, (first, one) in enumerate(mistakes):
+            for second, other in mistakes[n + 1:]:
+                if not set(one) & set(other) and explains({**one, **other}):
+                    return f"{first}; and {second}"
+    return "; ".join(found) or None
+
+
+# ============================================================================= attention
+def _attention_cases():
+    """(description, q, k, v, scale, bias, keep). The first has Tq = Tk, so that a dV computed
+    with P untransposed still has v's shape and is recognised by its values."""
+    rng = np.random.default_rng(15)
+    T = 4
+    causal = np.where(np.arange(T)[None, :] <= np.arange(T)[:, None], 0.0, -np.inf)
+    cases = [("q and k (2, 3, 4), v (2, 3, 5), scale 0.5", rng.standard_normal((2, 3, 4)),
+              rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 5)), 0.5, None, None)]
+    q, k, v = (rng.standard_normal((1, 2, T, 3)) for _ in range(3))
+    cases.append(("a causal mask, q, k, v (1, 2, 4, 3), scale 1/√3", q, k, v,
+                  1.0 / np.sqrt(3.0), causal, None))
+    q, k, v = rng.standard_normal((2, 2, 3)), rng.standard_normal((2, 5, 3)), \
+        rng.standard_normal((2, 5, 4))
+    keep = (rng.uniform(size=(2, 2, 5)) >= 0.3) / 0.7
+    cases.append(("dropout (p = 0.3), q (2, 2, 3), k (2, 5, 3), v (2, 5, 4), scale 0.8", q, k, v,
+                  0.8, None, keep))
+    q, k, v = rng.standard_normal((3, 2, 4)), rng.standard_normal((1, 3, 4)), \
+        rng.standard_normal((1, 3, 2))
+    cases.append(("k (1, 3, 4) and v (1, 3, 2) broadcast against q (3, 2, 4), scale 0.5", q, k,
+                  v, 0.5, None, None))
+    return cases
+
+
+def _attention_backward_numpy(q, k, v, scale, bias, keep, g_out, rowsum=True,
+                              transpose_p=True, scaled=True, transpose_ds=True, mask_dv=True,
+                              mask_dp=True):
+    """The attention backward in NumPy, with switches that reproduce the typical mistakes."""
+    sum_to = _reference("minidl.functions.shape", "_sum_to_array")
+    scores = (q @ k.swapaxes(-1, -2)) * scale + (0.0 if bias is None else bias)
+    p = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    p_used = p * keep if keep is not None and mask_dv else p
+    dv = (p_used.swapaxes(-1, -2) if transpose_p else p_used) @ g_out
+    dp = g_out @ v.swapaxes(-1, -2)
+    if keep is not None and mask_dp:
+        dp = dp * keep
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True)) if rowsum else p * dp
+    if scaled:
+        ds = ds * scale
+    dq = ds @ k
+    dk = (ds.swapaxes(-1, -2) if transpose_ds else ds) @ q
+    return tuple(sum_to(grad, x.shape) for grad, x in ((dq, q), (dk, k), (dv, v)))
+
+
+_ATTENTION_MISTAKES = [
+    ("your backward through the softmax treats it as elementwise: each weight depends on every "
+     "score of its row (a row sums to 1), and the term that comes from the row's sum is missing",
+     dict(rowsum=False)),
+    ("dV uses P where P's transpose belongs", dict(transpose_p=False)),
+    ("the scale s is missing from dQ and dK: forward multiplied the scores by it",
+     dict(scaled=False)),
+    ("dK uses dS where dS's transpose belongs", dict(transpose_ds=False)),
+    ("with dropout, dV must use the weights that forward multiplied V by (with the dropout mask)",
+     dict(mask_dv=False)),
+    ("with dropout, the gradient of P must go back through the dropout mask as well",
+     dict(mask_dp=False)),
+]
+
+
+@probe("attention_backward")
+def probe_attention_backward(kit, rec: Recorder) -> None:
+    Student = kit.get("ScaledDotProductAttention")
+    for n, (_, q, k, v, scale, bias, keep) in enumerate(_attention_cases()):
+        probe_function(rec, f"case/{n}", lambda: Student(
+            scale, None if bias is None else bias.copy(), None if keep is None else keep.copy()),
+            [q, k, v], seed=n)
+
+
+@judge("attention_backward")
+def judge_attention_backward(out: Outputs, ctx: Judgement) -> None:
+    Reference = _reference("minidl.functions.attention", "ScaledDotProductAttention")
+    for n, (case, q, k, v, scale, bias, keep) in enumerate(_attention_cases()):
+        def diagnose(mine, expected, q=q, k=k, v=v, scale=scale, bias=bias, keep=keep, n=n):
+            g_out = _upstream(np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]) +
+                              (q.shape[-2], v.shape[-1]), n)
+            return _recognise(mine, list(expected), _ATTENTION_MISTAKES,
+                              lambda **switches: _attention_backward_numpy(
+                                  q, k, v, scale, bias, keep, g_out, **switches))
+
+        judge_function(out, ctx, f"case/{n}", f"for {case}",
+                       lambda: Reference(scale, bias, keep), [q, k, v], ["q", "k", "v"], seed=n,
+                       diagnose=diagnose)
+
+
+# ============================================================================= layer norm
+_LAYER_NORM_EPS = 1e-5
+
+
+def _layer_norm_cases():
+    """(description, n_axes, arrays): x alone, or x, weight, bias."""
+    rng = np.random.default_rng(16)
+    cases = []
+    for case, shape, n_axes, affine, spread, shift in [
+            ("x (4, 6) normalised over its last axis, with weight and bias", (4, 6), 1, True,
+             2.0, 1.0),
+            ("x (2, 3, 5) (two sample axes) normalised over its last axis, with weight and bias",
+             (2, 3, 5), 1, True, 3.0, -2.0),
+            ("x (3, 2, 4) normalised over its last two axes, with weight and bias (2, 4)",
+             (3, 2, 4), 2, True, 1.0, 0.5),
+            ("x (3, 5) normalised over its last axis, without weight and bias", (3, 5), 1, False,
+             0.5, 0.0)]:
+        arrays = [rng.standard_normal(shape) * spread + shift]
+        if affine:
+            features = shape[len(shape) - n_axes:]
+            arrays += [rng.standard_normal(features), rng.standard_normal(features)]
+        cases.append((case, n_axes, arrays))
+    return cases
+
+
+def _layer_norm_backward_numpy(x, *affine, n_axes, gy, eps=_LAYER_NORM_EPS, mean_g=True,
+                               mean_gx=True, rstd=True, weight=True, dw_x_hat=True,
+                               reduce="sum"):
+    """LayerNorm's backward in NumPy, with switches that reproduce the typical mistakes."""
+    axes = tuple(range(-n_axes, 0))
+    centred = x - x.mean(axis=axes, keepdims=True)
+    r = 1.0 / np.sqrt((centred * centred).mean(axis=axes, keepdims=True) + eps)
+    x_hat = centred * r
+    g = gy * affine[0] if affine and weight else gy
+    dx = g
+    if mean_g:
+        dx = dx - g.mean(axis=axes, keepdims=True)
+    if mean_gx:
+        dx = dx - x_hat * (g * x_hat).mean(axis=axes, keepdims=True)
+    if rstd:
+        dx = dx * r
+    if not affine:
+        return (dx,)
+    samples = tuple(range(gy.ndim - n_axes))
+    total = np.sum if reduce == "sum" else np.mean
+    return dx, total(gy * x_hat if dw_x_hat else gy, axis=samples), total(gy, axis=samples)
+
+
+_LAYER_NORM_MISTAKES = [
+    ("dx misses the share of the mean μ, which depends on x too (shifting all of a sample's "
+     "features by one amount does not change x̂)", dict(mean_g=False)),
+    ("dx misses the share of the variance σ², which depends on x too (scaling all of a sample's "
+     "features does not change x̂)", dict(mean_gx=False)),
+    ("dx misses the factor 1/√(σ² + ε) that forward saved in self.rstd", dict(rstd=False)),
+    ("the weight is left out of the gradient that flows back to x", dict(weight=False)),
+    ("dweight misses x̂ (yours equals dbias)", dict(dw_x_hat=False)),
+    ("dweight and dbias are means over the samples, but every sample adds its own contribution "
+     "to them", dict(reduce="mean")),
+]
+
+
+@probe("layer_norm_backward")
+def probe_layer_norm_backward(kit, rec: Recorder) -> None:
+    Student = kit.get("LayerNorm")
+    for n, (_, n_axes, arrays) in enumerate(_layer_norm_cases()):
+        probe_function(rec, f"case/{n}", lambda: Student(n_axes, _LAYER_NORM_EPS), arrays,
+                       seed=n)
+
+
+@judge("layer_norm_backward")
+def judge_layer_norm_backward(out: Outputs, ctx: Judgement) -> None:
+    Reference = _reference("minidl.functions.normalization", "LayerNorm")
+    for n, (case, n_axes, arrays) in enumerate(_layer_norm_cases()):
+        def diagnose(mine, expected, arrays=arrays, n_axes=n_axes, n=n):
+            gy = _upstream(arrays[0].shape, n)
+            return _recognise(mine, list(expected), _LAYER_NORM_MISTAKES,
+                              lambda **switches: _layer_norm_backward_numpy(
+                                  *arrays, n_axes=n_axes, gy=gy, **switches))
+
+        try:
+            judge_function(out, ctx, f"case/{n}", f"for {case}",
+                           lambda: Reference(n_axes, _LAYER_NORM_EPS), arrays,
+                           ["x", "weight", "bias"][:len(arrays)], seed=n, diagnose=diagnose)
+        except CheckFailure as failure:
+            if "gradient of shape" in failure.message and \
+                    ("for weight," in failure.message or "for bias," in failure.message):
+                raise CheckFailure(failure.message,
+                                   "weight and bias are shared by every sample (each position "
+                                   "of every leading axis), so their gradients must add up the "
+                                   "contributions over all the sample axes, not just the first"
+                                   ) from None
+            raise
+
+
+# ============================================================================= LoRA
+_LORA_SHAPES = [(3, 3, 3, 6.0, (2, 3)),      # in = out = r: A and B swapped still fit
+                (5, 4, 2, 5.0, (2, 3, 5))]   # (in, out, r, alpha, x's shape)
+_LORA_DROPOUT = 0.5
+_LORA_SEEDS = {"train": 21, "eval": 22}      # minidl's seed right before those calls
+
+
+def _lora_cases():
+    """(in, out, r, alpha, x, W, b, A, B): a frozen layer and a trained adapter (B ≠ 0)."""
+    rng = np.random.default_rng(17)
+    cases = []
+    for n_in, n_out, r, alpha, shape in _LORA_SHAPES:
+        cases.append((n_in, n_out, r, alpha, rng.standard_normal(shape),
+                      rng.standard_normal((n_in, n_out)), rng.standard_normal(n_out),
+                      rng.standard_normal((n_in, r)) * 0.5, rng.standard_normal((r, n_out)) * 0.5))
+    return cases
+
+
+def _lora_layer(LoRALinear, case, trained: bool = True, dropout: float = 0.0):
+    """Worker side: the student's LoRALinear around a frozen Linear whose forward is given
+    here (so this check does not run the student's linear_forward)."""
+    from minidl import functions as F
+    from minidl.nn.layers import Linear
+
+    class FrozenLinear(Linear):
+        def forward(self, x):
+            return F.linear(x, self.W, self.b)
+
+    n_in, n_out, r, alpha, _, W, b, A, B = case
+    base = FrozenLinear(n_in, n_out, dtype="float64")
+    base.W.data, base.b.data = W.copy(), b.copy()
+    layer = LoRALinear(base, r=r, alpha=alpha, dropout=dropout)
+    if trained:
+        layer.A.data, layer.B.data = A.copy(), B.copy()
+    return layer
+
+
+def _lora_mask(shape, seed: int) -> np.ndarray:
+    """The dropout mask minidl draws on the CPU right after ``manual_seed(seed)``."""
+    keep = np.random.default_rng(seed).uniform(0.0, 1.0, size=shape) >= _LORA_DROPOUT
+    return keep.astype(np.float64) * (1.0 / (1.0 - _LORA_DROPOUT))
+
+
+def _lora_numpy(x, W, b, A, B, scaling, mask=None, base=True, update=True, order="AB",
+                base_mask=False, merged_again=False):
+    """LoRA's forward in NumPy, with switches that reproduce the typical mistakes."""
+    h = x if mask is None else x * mask
+    y = ((h if base_mask else x) @ W + b) if base else 0.0
+    copies = int(update) + int(merged_again)  # merged_again: the update, on top of W + sAB
+    if copies:
+        y = y + copies * scaling * ((h @ A) @ B if order == "AB" else (h @ B) @ A)
+    return y
+
+
+@probe("lora_forward")
+def probe_lora_forward(kit, rec: Recorder) -> None:
+    import minidl as md
+    from minidl.autograd import Tensor
+    LoRALinear = kit.get("LoRALinear")
+    for c, case in enumerate(_lora_cases()):
+        x = case[4]
+        rec.call(f"{c}/fresh", _lora_layer(LoRALinear, case, trained=False), Tensor(x.copy()))
+        layer = _lora_layer(LoRALinear, case)
+        rec.call(f"{c}/y", layer, Tensor(x.copy()))
+        leaf = Tensor(x.copy(), requires_grad=True)
+        rec.put_json(f"{c}/graph", _reaches(layer(leaf), [leaf, layer.A, layer.B]))
+        layer.merge()
+        rec.call(f"{c}/merged", layer, Tensor(x.copy()))
+        layer = _lora_layer(LoRALinear, case, dropout=_LORA_DROPOUT)
+        for mode in ("train", "eval"):
+            layer.train(mode == "train")
+            md.manual_seed(_LORA_SEEDS[mode])
+            rec.call(f"{c}/{mode}", layer, Tensor(x.copy()))
+
+
+@judge("lora_forward")
+def judge_lora_forward(out: Outputs, ctx: Judgement) -> None:
+    for c, (n_in, n_out, r, alpha, x, W, b, A, B) in enumerate(_lora_cases()):
+        scaling = alpha / r
+        layer = f"LoRALinear(Linear({n_in}, {n_out}), r={r}, alpha={alpha:g})"
+        fresh = {"A": A, "B": np.zeros_like(B)}
+        checks = [
+            ("fresh", f"for a new {layer} (B = 0) and x of shape {x.shape}", fresh, {}, []),
+            ("y", f"for {layer} with a trained adapter (B ≠ 0) and x of shape {x.shape}", {}, {},
+             [("the update is not scaled by self.scaling (α / r)", dict(scaling=1.0)),
+              ("the update is scaled by α; the scale is α / r (self.scaling)",
+               dict(scaling=alpha)),
+              ("the update is scaled by r / α; the scale is α / r (self.scaling)",
+               dict(scaling=r / alpha)),
+              ("A and B are applied in the wrong order: the input goes through A (in_features "
+               "-> r) first, then B (r -> out_features)", dict(order="BA")),
+              ("yours is the frozen layer's output alone: the low-rank update is missing",
+               dict(update=False)),
+              ("yours is the low-rank update alone: the frozen layer's output is missing",
+               dict(base=False))]),
+            ("merged", f"after merge() of {layer} with a trained adapter, for x of shape "
+                       f"{x.shape}", {}, {},
+             [("after merge() the update is already inside base.W (self.merged is True), and "
+               "yours adds it a second time", dict(merged_again=True))]),
+            ("train", f"in training for {layer} with dropout={_LORA_DROPOUT}, for x of shape "
+                      f"{x.shape} right after md.manual_seed({_LORA_SEEDS['train']})", {},
+             {"mask": _lora_mask(x.shape, _LORA_SEEDS["train"])},
+             [("in training the update's input must go through dropout (self.dropout); yours "
+               "uses x itself", dict(mask=None)),
+              ("dropout is applied to the frozen layer's input too; only the update's input is "
+               "dropped", dict(base_mask=True))]),
+            ("eval", f"in evaluation mode (eval()) for {layer} with dropout={_LORA_DROPOUT}, for "
+                     f"x of shape {x.shape}", {}, {},
+             [("dropout is applied in evaluation mode too; it belongs to training only "
+               "(self.training)", dict(mask=_lora_mask(x.shape, _LORA_SEEDS["eval"])))]),
+        ]
+        for key, case, weights, settings, mistakes in checks:
+            ctx.case = case
+            arrays = {**dict(W=W, b=b, A=A, B=B, scaling=scaling), **weights, **settings}
+            y = out.get(f"{c}/{key}")
+            if y.type != "Tensor":
+                raise CheckFailure(f"LoRALinear.forward returned {y.type} {case}; return a Tensor "
+                                   f"computed with Tensor operations")
+            expected = _lora_numpy(x, **arrays)
+            try:
+                assert_close("y", y, expected, context=case)
+            except CheckFailure as failure:
+                mine = numeric(y, "y")
+                diagnosis = _recognise([mine], [expected], mistakes, lambda **switches: (
+                    _lora_numpy(x, **dict(arrays, **switches)),))
+                if diagnosis is None and key == "fresh":
+                    diagnosis = ("a new adapter has B = 0, so the layer must compute exactly "
+                                 "what the frozen layer computes")
+                raise CheckFailure(failure.message, diagnosis or failure.diagnosis) from None
+            if key == "y":
+                ctx.case = f"for {layer} and x of shape {x.shape} that requires grad"
+                reached = out.json(f"{c}/graph")
+                if not isinstance(reached, list) or len(reached) != 3 or \
+                        not all(isinstance(flag, bool) for flag in reached):
+                    raise CheckFailure("the graph check sent back something unexpected")
+                missing = [name for name, flag in zip(("x", "A", "B"), reached) if not flag]
+                if missing:
+                    raise CheckFailure(f"the output of {layer} is not connected to "
+                                       f"{', '.join(missing)} in the graph, so no gradient "
+                                       f"reaches {'them' if len(missing) > 1 else 'it'}",
+                                       "the output was computed from raw arrays (.data), not "
+                                       "with Tensor operations on x, self.A and self.B")

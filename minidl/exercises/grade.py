@@ -90,7 +90,7 @@ from minidl.exercises.assertions import CheckFailure, Judgement, Outputs, Studen
 from minidl.exercises.export import MANIFEST
 from minidl.exercises.protocol import MAX_LINE, Malformed, decode_event
 from minidl.exercises.registry import (EXERCISES, EXTRA_FILES, Exercise, all_exercises, by_id,
-                                       extra_judges, kit_files, load_extra)
+                                       extra_judges, kit_files, load_extra, needed_ids)
 from minidl.exercises.view import PACKAGE, build_view, view_sources
 
 DEFAULT_TIMEOUT = 10.0        # seconds per exercise; the reference's probes take well under 1 s
@@ -558,6 +558,8 @@ def _run_worker(sandbox: _Sandbox, exercises: Sequence[Exercise], done: Dict[str
     run = _Run(results={})
     ids = [e.id for e in exercises]
     table = {e.id: e for e in exercises}
+    # the worker also imports the files of the exercises these checks run (``needs``)
+    files = {e.file for e in exercises} | {by_id()[i].file for i in needed_ids(ids)}
     cpu_seconds = int(timeout * len(ids) + STARTUP_LIMIT)
     command = [sys.executable, "-I", "-S", "-B", "-X", "faulthandler", "-c", _BOOT,
                str(sandbox.lib), os.pathsep.join(_worker_paths()),
@@ -619,7 +621,7 @@ def _run_worker(sandbox: _Sandbox, exercises: Sequence[Exercise], done: Dict[str
                     if kind == "ready" and state == "booting":
                         state = "ready"
                     elif kind == "import" and state == "ready" and importing is None and \
-                            current is None and event["file"] in {e.file for e in exercises}:
+                            current is None and event["file"] in files:
                         importing, started = event["file"], time.monotonic()
                     elif kind == "imported" and importing == event["file"]:
                         importing = None
@@ -743,9 +745,12 @@ def grade_kit(kit: os.PathLike, exercises: Optional[Sequence[Exercise]] = None,
         while pending:
             run = _run_worker(sandbox, pending, results, skip, timeout, memory_mb, denied)
             results.update(run.results)
-            skip += [f for f in run.failed_files if f not in skip]
+            new_skips = [f for f in run.failed_files if f not in skip]
+            skip += new_skips
             reap(sandbox.token, uid)
-            if not run.results:  # no progress: never loop forever
+            # no progress: never loop forever (a needed file that failed to import, and is
+            # skipped from now on, is progress: the next worker grades without it)
+            if not run.results and not new_skips:
                 for e in pending:
                     results[e.id] = ExerciseResult(e.id, "crash", "the grading process made no "
                                                                   "progress")

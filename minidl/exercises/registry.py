@@ -280,6 +280,85 @@ EXERCISES: Tuple[Exercise, ...] = (
              "(x[row, maxlen − len(kept):]), 'post' at the start; empty sequences stay all "
              "`value`; cast to `dtype`.",
         weight=1.0, lesson=6),
+    Exercise(
+        id="attention_backward",
+        title="scaled dot-product attention's backward: dq, dk, dv from the saved weights",
+        module="minidl.functions.attention", unit="ScaledDotProductAttention",
+        file="ex_attention.py",
+        task="return (dq, dk, dv), the gradients of q, k and v for the upstream gradient "
+             "g_out, from the weights p that forward saved (and the dropout mask keep when it "
+             "is not None), each with its input's shape",
+        hint="With P' = P ⊙ keep (P without dropout): dV = P'ᵀ dO; dP = (dO Vᵀ) ⊙ keep; "
+             "dS = P ⊙ (dP − rowsum(dP ⊙ P)), the row sum along the last axis with "
+             "keepdims=True; dQ = s·dS K and dK = s·dSᵀ Q with s = self.scale. Transpose the "
+             "last two axes with .swapaxes(-1, -2); sum_to(grad, x.shape) sums an input's "
+             "gradient back over broadcast leading axes.",
+        weight=2.0, needs=("sum_to",), lesson=13,
+        spec="Scaled dot-product attention, fused: scores S = Q Kᵀ · s (plus the additive "
+             "mask ``bias``), weights P = softmax(S) along the keys, output O = P V.\n\n"
+             "Shape: q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) -> (..., Tq, dv); leading "
+             "axes broadcast.\n"
+             "``scale``: s (1/√d in ``F.scaled_dot_product_attention``). ``bias``: 0 where "
+             "attention is allowed and −∞ where not, or None. ``keep``: the dropout mask, "
+             "already scaled by 1/(1 − p), or None; with it the output is (P ⊙ keep) V.\n\n"
+             "Forward (given) keeps the weights P in ``self.p`` and the inputs in ``self.q``, "
+             "``self.k``, ``self.v``; ``needs`` (``self.needs_input_grad``) says which inputs "
+             "need a gradient (None is allowed for the others; the grader asks for all three)."
+             "\n\n"
+             "Backward: from g_out = ∂L/∂O return (dq, dk, dv), each "
+             "with exactly its input's shape (an input broadcast over leading axes gets its "
+             "gradient summed back with ``sum_to``). Lesson 13 derives it with the chain rule "
+             "through the three lines of forward, bottom up; the step through the softmax is "
+             "the softmax's own backward, one row at a time."),
+    Exercise(
+        id="layer_norm_backward",
+        title="LayerNorm's backward: dx, dweight and dbias",
+        module="minidl.functions.normalization", unit="LayerNorm", file="ex_layer_norm.py",
+        task="return the gradient of x for the upstream gradient gy — and those of weight and "
+             "bias when forward had them — from x̂ and 1/√(σ² + ε) that forward saved",
+        hint="g = gy ⊙ weight (g = gy without weight); dx = rstd · (g − mean(g) − x̂ ⊙ "
+             "mean(g ⊙ x̂)), both means over the normalised axes (axis=axes, keepdims=True); "
+             "dweight = Σ gy ⊙ x̂ and dbias = Σ gy, summed over every sample axis: all the "
+             "leading axes, tuple(range(gy.ndim − len(axes))).",
+        weight=2.0, lesson=13,
+        spec="Layer normalisation over the last ``n_axes`` axes, fused: each sample's features "
+             "are shifted to mean μ = 0 and scaled to variance σ² = 1, giving x̂, then "
+             "multiplied by ``weight`` and shifted by ``bias`` when they are given.\n\n"
+             "Shape: x (..., *normalized_shape); weight and bias (normalized_shape) or absent; "
+             "y has x's shape.\n"
+             "Forward (given) keeps x̂ in ``self.x_hat``, 1/√(σ² + ε) in ``self.rstd`` (one "
+             "value per sample, keepdims), the normalised axes in ``self.axes`` (negative) and "
+             "the weight in ``self.weight``; ``len(self.inputs)`` is 3 when forward had weight "
+             "and bias, 1 when it had x only.\n\n"
+             "Backward: from gy = ∂L/∂y return dx alone when forward had x only, otherwise "
+             "(dx, dweight, dbias), each with exactly its input's shape. Lesson 13 derives it: "
+             "μ and σ depend on x as well, and each of them adds its share to dx; weight and "
+             "bias are shared by every sample."),
+    Exercise(
+        id="lora_forward",
+        title="LoRA's forward: the frozen layer plus the scaled low-rank update",
+        module="minidl.nn.lora", unit="LoRALinear", file="ex_lora.py",
+        task="return the frozen layer's output plus the low-rank update through self.A and "
+             "self.B, scaled by self.scaling, with dropout on the update's input in training; "
+             "after merge(), the frozen layer's output alone",
+        hint="y = self.base(x); if self.merged: return y; h = F.dropout(x, self.dropout, "
+             "self.training); return y + ((h @ self.A) * self.scaling) @ self.B — scaling = "
+             "α / r, applied to the small (…, r) product because that is cheaper. Dropout "
+             "applies to the update's input only, never to base(x).",
+        weight=1.0, lesson=15,
+        spec="LoRA (Hu et al., 2021): a frozen ``Linear`` (``self.base``) plus a trainable "
+             "low-rank update, lesson 15.\n\n"
+             "The update sends the input through A (in_features -> r) and then B (r -> "
+             "out_features), scaled by ``self.scaling`` = α / r. During training "
+             "(``self.training``) the update's input goes through dropout with probability "
+             "``self.dropout`` (``F.dropout``); the frozen layer's input never does. B starts "
+             "at zeros, so a new adapter leaves the layer's function unchanged. ``merge()`` "
+             "(given) folds the update into ``base.W`` and sets ``self.merged``: from then on "
+             "the frozen layer computes the whole function by itself.\n\n"
+             "Shape: x (..., in_features) -> (..., out_features).\n"
+             "Parameters: ``base.W`` (in_features, out_features) and ``base.b`` "
+             "(out_features) frozen; ``A`` (in_features, r) small random, ``B`` (r, "
+             "out_features) zeros. Use Tensor operations, so that gradients reach A and B."),
 )
 
 
@@ -301,6 +380,19 @@ def all_exercises() -> Tuple[Exercise, ...]:
 def by_id() -> Dict[str, Exercise]:
     """The exercises keyed by id (the teacher's too)."""
     return {e.id: e for e in all_exercises()}
+
+
+def needed_ids(ids: List[str]) -> List[str]:
+    """The exercises that the checks of ``ids`` also run (their ``needs``, transitively), not
+    themselves among ``ids``: a worker imports and plugs their files as well."""
+    table, found, stack = by_id(), [], list(ids)
+    while stack:
+        exercise = table.get(stack.pop())
+        for need in exercise.needs if exercise is not None else ():
+            if need in table and need not in ids and need not in found:
+                found.append(need)
+                stack.append(need)
+    return found
 
 
 def kit_files() -> Dict[str, List[Exercise]]:

@@ -58,6 +58,7 @@ class ScaledDotProductAttention(Function):
     def backward(self, g_out):
         p, q, k, v, keep = self.p, self.q, self.k, self.v, self.keep
         needs = self.needs_input_grad
+        # BEGIN EXERCISE attention_backward
         p_used = p if keep is None else p * keep
         dv = sum_to(p_used.swapaxes(-1, -2) @ g_out, v.shape) if needs[2] else None
         dp = g_out @ v.swapaxes(-1, -2)
@@ -70,6 +71,7 @@ class ScaledDotProductAttention(Function):
         dq = sum_to(ds @ k, q.shape) if needs[0] else None
         dk = sum_to(ds.swapaxes(-1, -2) @ q, k.shape) if needs[1] else None
         return dq, dk, dv
+        # END EXERCISE
 
 
 def _additive_mask(attn_mask: Any, is_causal: bool, t_q: int, t_k: int, dtype, device: str) -> Any:

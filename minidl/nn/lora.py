@@ -51,11 +51,13 @@ class LoRALinear(Module):
         return self.base.out_features
 
     def forward(self, x: Tensor) -> Tensor:
+        # BEGIN EXERCISE lora_forward
         y = self.base(x)
         if self.merged:
             return y
         h = F.dropout(x, self.dropout, self.training) if self.dropout else x
         return y + ((h @ self.A) * self.scaling) @ self.B       # scale the small (…, r) product
+        # END EXERCISE
 
     def merge(self) -> Linear:
         """Fold (α / r)·A B into W (in place) and return the wrapped Linear, which now computes
