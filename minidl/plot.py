@@ -196,8 +196,8 @@ def scaling_curves(scaling: Mapping[str, Any], path: Optional[str] = None) -> An
     for line in scaling.get("references", []):
         axes.axhline(line["test_accuracy"], linestyle=":", color=line.get("color", "gray"),
                      label=line["label"])
-    axes.set_xscale("log")
-    axes.set_xlabel("pretraining tokens (characters seen, log scale)")
+    axes.set_xscale("symlog", linthresh=1e5)  # the untrained model sits at 0 tokens
+    axes.set_xlabel("pretraining tokens (characters seen; log scale above 100,000)")
     axes.set_ylabel("test accuracy")
     axes.set_title("Scaling: downstream accuracy as pretraining grows")
     axes.grid(alpha=0.3)

@@ -138,7 +138,7 @@ def test_scaling_measures_every_kept_checkpoint(tmp_path):
                      steps={40: 2}, val_examples=30, test_examples=30, texts_for_run=texts)
     assert [s["label"] for s in result["series"]] == ["linear probe, 40 labels",
                                                      "LoRA, 40 labels"]
-    assert result["series"][0]["tokens"] == [2 * 24, 2 * 2 * 24]
+    assert result["series"][0]["tokens"] == [0, 2 * 24, 2 * 2 * 24]
     assert {r["label"] for r in result["references"]} == {"TF-IDF + LR, 40 labels",
                                                           "GPT from scratch, 40 labels"}
     assert os.path.exists(os.path.join(folder, "scaling.json"))

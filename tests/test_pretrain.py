@@ -111,3 +111,10 @@ def test_export_writes_a_float16_checkpoint_that_loads_by_name_with_its_provenan
     assert check == {k: v for k, v in provenance["check_perplexity"].items() if k != "windows"}
     with pytest.raises(ValueError, match="no pretrained checkpoint 'nope'"):
         md.pretrained.load("nope", folder=str(tmp_path / "weights"))
+
+
+def test_keep_every_keeps_copies_between_regular_checkpoints(tmp_path):
+    Run(str(tmp_path / "run"), tiny_config(keep_every=2, checkpoint_every=5), texts=TEXTS,
+        verbose=0).train()
+    kept = sorted(f for f in os.listdir(tmp_path / "run") if f.startswith("checkpoint-"))
+    assert kept == ["checkpoint-000002.npz", "checkpoint-000004.npz", "checkpoint-000006.npz"]

@@ -218,7 +218,8 @@ class Run:
                               "seconds": round(self.seconds, 1),
                               "loss": float(np.mean(losses[-cfg.eval_every:])),
                               "lr": learning_rate(self.step - 1, cfg), **self._ppl_record()})
-                if self.step % cfg.checkpoint_every == 0:
+                if self.step % cfg.checkpoint_every == 0 or \
+                        (cfg.keep_every and self.step % cfg.keep_every == 0):
                     self.save()
                 if self.verbose:
                     self._progress(losses, started, start_step, deadline)

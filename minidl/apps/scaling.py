@@ -3,7 +3,8 @@ tokens they had seen — where pretraining starts to pay, and why more data and 
 
     minidl pretrain RUN --scaling        # after a run with --keep-every N
 
-For each kept checkpoint (``checkpoint-NNNNNN.npz``) it measures, on the test split, the linear
+For the untrained model (step 0, rebuilt from the run's seed) and each kept checkpoint
+(``checkpoint-NNNNNN.npz``) it measures, on the test split, the linear
 probe at 500 and 2,000 labels and LoRA at 500 labels (the demo's methods and recipes, label
 subset 0), plus the references that do not depend on pretraining: the TF-IDF baseline and
 the GPT trained from scratch at the same budgets. The result goes to ``RUN/scaling.json``;
@@ -24,6 +25,7 @@ import minidl as md
 from minidl.apps import finetune as ft
 from minidl.data.vocabulary import encode_texts as encode
 from minidl.data import load_reviews
+from minidl.models.gpt import GPT
 
 MAXLEN, VAL_EXAMPLES, SEED = 64, 600, 0
 PROBE_BUDGETS, LORA_BUDGETS = (500, 2000), (500,)
@@ -75,8 +77,14 @@ def measure(run_folder: str, verbose: int = 1, probe_budgets=PROBE_BUDGETS,
             f"{acc:.3f} (scratch)")
 
     series: Dict[str, Dict[str, List[float]]] = {}
-    for name in kept:
-        state = md.load(os.path.join(run_folder, name))
+    md.manual_seed(run.cfg.seed)  # the run's step 0: Run builds its model right after this
+    initial = GPT(run.model.config).state_dict()
+    for name in [None] + kept:
+        if name is None:  # the untrained model: Run builds it from the run's seed
+            state = {"model": initial, "tokens": 0}
+            name = "step 0 (untrained)"
+        else:
+            state = md.load(os.path.join(run_folder, name))
         run.model.load_state_dict(state["model"])
         tokens = int(state["tokens"])
         features = {k: ft.pooled_features(run.model, v) for k, v in ids.items() if k != "train"}
