@@ -23,14 +23,15 @@ import tempfile
 import time
 
 import numpy as np
+from matplotlib.figure import Figure
 
 import minidl as md
-from minidl import nn, plot
+from minidl import metrics, nn, plot
 from minidl.apps import finetune as ft
-from minidl.apps.bundle import encode
 from minidl.apps.demo import subset
 from minidl.apps.pretrain import REVIEW_SPLIT_SEED
 from minidl.data.datasets import load_reviews
+from minidl.data.vocabulary import encode_texts
 from minidl.models.gpt import GPT, GPTClassifier
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")
@@ -65,11 +66,11 @@ body, tokenizer = pretrained.model, pretrained.tokenizer
 # %%
 reviews = load_reviews(split_seed=REVIEW_SPLIT_SEED)
 rows = subset(reviews.train.labels, CONFIG["labels"], SEED)
-x_train = encode(tokenizer, [reviews.train.texts[i] for i in rows], CONFIG["maxlen"])
+x_train = encode_texts(tokenizer, [reviews.train.texts[i] for i in rows], CONFIG["maxlen"])
 y_train = reviews.train.labels[rows]
-x_val = encode(tokenizer, reviews.val.texts[:CONFIG["val"]], CONFIG["maxlen"])
+x_val = encode_texts(tokenizer, reviews.val.texts[:CONFIG["val"]], CONFIG["maxlen"])
 y_val = reviews.val.labels[:CONFIG["val"]]
-x_test = encode(tokenizer, reviews.test.texts[:CONFIG["test"]], CONFIG["maxlen"])
+x_test = encode_texts(tokenizer, reviews.test.texts[:CONFIG["test"]], CONFIG["maxlen"])
 y_test = reviews.test.labels[:CONFIG["test"]]
 print(f"{len(y_train)} labelled training reviews ({y_train.mean():.0%} positive), "
       f"{len(y_val)} validation, {len(y_test)} test; inputs {x_train.shape[1]} characters")
@@ -133,11 +134,13 @@ print(f"trainable in the wrapped body: {copy.num_parameters(trainable_only=True)
 # recipe, pretrained)` — the functions `minidl demo` uses. Each trains for the same number of
 # AdamW steps on the same examples in the same order, with a short warmup, linear decay and
 # clipping; the probe fits a logistic regression on the frozen features instead, choosing its
-# regularisation C on the validation set. The learning rates (head 3·10⁻³, pretrained body
-# 3·10⁻⁴ when it trains) were chosen on validation reviews for these short runs.
+# regularisation C on the validation set. The recipe is the demo's (`ft.Recipe()`): learning
+# rate 10⁻³ for the head and the adapters, 10⁻⁴ for the pretrained body in full fine-tuning,
+# LoRA rank 8 with α = 16.
 
 # %%
-RECIPE = ft.Recipe(lr=3e-3, lr_body=3e-4)
+RECIPE = ft.Recipe()
+print(RECIPE)
 features = {name: ft.pooled_features(body, x) for name, x in
             (("train", x_train), ("val", x_val), ("test", x_test))}
 models, results = {}, []
@@ -153,8 +156,8 @@ for method in ("probe", "lora", "full", "scratch"):
         p_val, p_test = model.predict_proba(x_val), model.predict_proba(x_test)
     models[method] = model
     results.append({"method": method, "trainable": model.trainable,
-                    "seconds": time.perf_counter() - start, "val": ft.scores(y_val, p_val),
-                    "test": ft.scores(y_test, p_test)})
+                    "seconds": time.perf_counter() - start, "val": metrics.binary_scores(y_val, p_val),
+                    "test": metrics.binary_scores(y_test, p_test)})
     print(f"{method:8} done in {results[-1]['seconds']:4.1f} s")
 
 # %% [markdown]
@@ -168,8 +171,8 @@ train_ends = ends([reviews.train.texts[i] for i in rows])
 predict = ft.tfidf_baseline(train_ends, y_train, ends(reviews.val.texts[:CONFIG["val"]]), y_val,
                             train_ends)
 results.append({"method": "tfidf", "trainable": None, "seconds": 0.0,
-                "val": ft.scores(y_val, predict(ends(reviews.val.texts[:CONFIG["val"]]))),
-                "test": ft.scores(y_test, predict(ends(reviews.test.texts[:CONFIG["test"]])))})
+                "val": metrics.binary_scores(y_val, predict(ends(reviews.val.texts[:CONFIG["val"]]))),
+                "test": metrics.binary_scores(y_test, predict(ends(reviews.test.texts[:CONFIG["test"]])))})
 
 names = {"probe": "linear probe", "lora": "LoRA (r = 8)", "full": "full fine-tuning",
          "scratch": "GPT from scratch", "tfidf": "TF-IDF + LR (reference)"}
@@ -227,21 +230,34 @@ print(f"merged {merged} LoRA layers into plain Linear layers; largest difference
 #
 # ## 6. Reading the results honestly
 #
-# The table in numbers, and the training losses:
+# The table in numbers, and the training losses of the three methods that train by gradient
+# descent:
 
 # %%
 by = {r["method"]: r["test"]["accuracy"] for r in results}
 chance = max(y_test.mean(), 1 - y_test.mean())
-print(f"majority class: {chance:.3f}")
+print(f"always answering the majority class: test accuracy {chance:.3f}")
 for method in ("probe", "lora", "full"):
     print(f"{names[method]:<18} vs from scratch: {100 * (by[method] - by['scratch']):+5.1f} points; "
           f"vs TF-IDF: {100 * (by[method] - by['tfidf']):+5.1f} points")
-figure = plot.loss_curve(models["full"].losses, None, title="training loss (batches of "
-                         f"{CONFIG['batch']})")
-axes = figure.axes[0]
-for method in ("lora", "scratch"):
-    axes.plot(models[method].losses, alpha=0.6, label=f"{method}, per step")
+for method in ("lora", "full", "scratch"):
+    print(f"{names[method]:<18} training loss, mean of the last 10 steps: "
+          f"{np.mean(models[method].losses[-10:]):.3f} (ln 2 = {np.log(2):.3f}: answering 50 %)")
+
+figure = Figure(figsize=(6, 3.6))
+axes = figure.add_subplot(1, 1, 1)
+for method in ("lora", "full", "scratch"):
+    losses = np.array(models[method].losses)
+    smooth = np.convolve(losses, np.ones(5) / 5, mode="valid")
+    axes.plot(np.arange(5, len(losses) + 1), smooth, label=f"{names[method]} (mean of 5 steps)")
+axes.axhline(np.log(2), color="gray", linestyle=":", label="ln 2: always 50 %")
+axes.set_ylim(0, 2)
+axes.set_xlabel("optimizer step")
+axes.set_ylabel(f"binary cross-entropy (batches of {CONFIG['batch']})")
+axes.set_title(f"Fine-tuning on {len(y_train)} labels")
 axes.legend(fontsize=8)
+axes.grid(alpha=0.3)
+figure.tight_layout()
 figure.savefig(os.path.join(OUT, "lesson15_losses.png"), dpi=100)
 print("plot:", os.path.join(OUT, "lesson15_losses.png"))
 plot.confusion_matrix(results[0]["test"]["confusion_matrix"],
@@ -249,26 +265,38 @@ plot.confusion_matrix(results[0]["test"]["confusion_matrix"],
                       labels=["negative", "positive"], title="linear probe (test)")
 
 # %% [markdown]
-# **Where pretraining wins.** With a few hundred labels and a few dozen steps, the GPT trained
-# from scratch is at chance: random weights cannot learn language *and* sentiment from 500
-# short reviews. Every method that starts from the checkpoint is above it, and the linear probe
-# — a logistic regression on frozen features, seconds of work — shows that the pretrained
-# representation already separates positive from negative reviews without any adaptation.
+# With the default setting we saw, on the 300 test reviews: probe 0.72, TF-IDF 0.72, full
+# fine-tuning 0.62, LoRA 0.55, scratch 0.49 (±3 points of sampling noise on each).
 #
-# **Where it does not yet.** TF-IDF on character n-grams is a strong baseline for sentiment:
-# the words that decide a review (好, 差, 不错, 失望) are exactly its features. The shipped
-# checkpoint has read a few million characters (Lesson 14); BERT and GPT-2, which beat such
-# baselines clearly, read billions of tokens with a hundred times more parameters. And short
-# LoRA and full fine-tuning runs have not converged: their loss curves are still falling, and
-# `minidl demo` (more steps, several budgets, three label subsets) shows them overtaking the
-# probe as steps and labels grow.
+# **Where pretraining wins.** The GPT trained from scratch is at chance: random weights cannot
+# learn language *and* sentiment from 500 short reviews in 25 steps. The linear probe — 385
+# numbers fitted on frozen features, seconds of work — is more than 20 points above it: the
+# pretrained representation already separates positive from negative reviews, although the
+# model was never told what sentiment is. (Its validation accuracy is a little optimistic:
+# the same reviews chose its C.)
 #
-# **Why scale matters.** Lesson 14's curve: held-out perplexity falls steadily with the tokens
-# read, and what a probe can read off the features improves with it. The honest claim from
-# this table is limited to this model, this budget and these steps — and every number in it
-# was chosen on validation and reported once on test.
+# **Where it does not yet.** Two things. First, LoRA and full fine-tuning are far behind the
+# probe — not because adapting is worse, but because 25 noisy steps of 16 reviews are far from
+# convergence: their training loss is still near or above ln 2, the loss of answering 50 %
+# every time. The new head starts random (its logits have a standard deviation of about 1 on
+# these features), so the first steps are spent undoing it; the probe, solved to its optimum,
+# has no such handicap. With four times the steps (100) we measured LoRA 0.69, full
+# fine-tuning 0.71 and scratch 0.64 on the same test reviews: all climb, the pretrained
+# starts stay ahead of scratch, and none has yet passed the probe. Second, TF-IDF on
+# character n-grams is as good as the probe: the characters that decide a review (好, 差, 不错,
+# 失望) are exactly its features, and it needs no pretraining at all.
+#
+# **Why scale matters.** The shipped checkpoint has read 4.9 million characters in an hour on a
+# 2-core CPU. The same probe on the same recipe stopped after 250 steps (1 million characters)
+# scored 0.60 here instead of 0.72: the features improve as pretraining reads more, as the
+# held-out perplexity does (Lesson 14). BERT and GPT-2, which beat TF-IDF baselines clearly,
+# read billions of tokens with a hundred times more parameters. The honest claim from this
+# table is limited to this model, this label budget and these steps — and every choice in it
+# was made on validation, with the test set used once per model.
 #
 # **Exercises.** (1) LoRA with r = 1, 4 and 32: trainable parameters and validation accuracy.
-# (2) Apply LoRA only to `qkv`: does attention alone suffice? (3) Double `steps` for full
-# fine-tuning and LoRA: which gains more? (4) Run with `MINIDL_LESSON_SIZE=large` and compare
-# the gaps at 2,000 labels.
+# (2) Apply LoRA only to `qkv`: does attention alone suffice? (3) Raise `steps` to 100 for
+# LoRA, full fine-tuning and scratch: which gains most? (4) Start the head at zero, or at the
+# probe's weights (LP-FT: fit the probe, copy its coefficients into `head`, then fine-tune):
+# build the classifier yourself with `GPTClassifier`, `nn.apply_lora` and `ft.train_steps`.
+# (5) Run with `MINIDL_LESSON_SIZE=large` and compare the gaps at 2,000 labels.
