@@ -297,23 +297,26 @@ start = time.perf_counter()
 features = {name: ft.pooled_features(shipped.model, ids) for name, ids in gpt_ids.items()}
 probe = ft.fit_probe(features["train"], y_train_all[probe_rows], features["val"], y_val[:n_val],
                      seed=0)
-probe_scores = ft.scores(y_test[:n_test], probe.predict_proba(features["test"])[:, 1])
+probe_scores = metrics.binary_scores(y_test[:n_test], probe.predict_proba(features["test"])[:, 1])
 print(f"{features['train'].shape[1]} frozen features per review; features and probe in "
       f"{time.perf_counter() - start:.1f} s")
 print(f"first {n_test} test reviews, {n_labels} labels:  accuracy      F1")
 for name, model in (("LSTM, pretrained in Lesson 10", fine_tuned),
                     ("LSTM, from scratch", scratch)):
     p = transfer.predict_proba(model, x_test[:n_test])
-    s = ft.scores(y_test[:n_test], p)
+    s = metrics.binary_scores(y_test[:n_test], p)
     print(f"  {name:<36}{s['accuracy']:>8.4f}{s['f1']:>8.4f}")
 print(f"  {'GPT checkpoint, linear probe':<36}{probe_scores['accuracy']:>8.4f}"
       f"{probe_scores['f1']:>8.4f}")
 
 # %% [markdown]
-# **The true story.** Pretraining for seconds gave the LSTM nothing to transfer; the shipped
-# GPT, which has read tens of times more text with six times the parameters, gives frozen
-# features that a linear classifier turns into a sentiment classifier on the same 1,000 labels
-# — compare its row with the LSTM from scratch, which had to learn everything from the labels.
+# **The true story.** Pretraining for seconds gave the LSTM nothing to transfer — its
+# fine-tuned classifier is behind the one trained from scratch. The shipped GPT, which has read
+# thirty times more text with six times the parameters, gives frozen features that a linear
+# classifier turns into a sentiment classifier on the same 1,000 labels: we saw test accuracy
+# 0.76 for the probe, 0.74 for the LSTM from scratch and 0.65 for the LSTM pretrained in
+# Lesson 10 (±2 points of sampling noise each on 400 reviews). The probe trains 385 numbers;
+# the LSTM from scratch trained all of its 0.4 million on the labels.
 # How much further adapting the GPT goes — LoRA, full fine-tuning — and where a classical
 # TF-IDF baseline still wins is the subject of Lesson 15; `minidl demo` measures it at several
 # label budgets with several label subsets each.
