@@ -213,11 +213,12 @@ for prompt in ("今天", "这个酒店"):
 # ## 5. The true scale: the shipped checkpoint 预训练检查点
 #
 # What you just ran is pretraining in miniature: with `SIZE = "small"`, about 150 thousand
-# characters read by a model of about 0.4 million parameters, in seconds. The checkpoint that ships with minidl, `gpt-zh-char-small`,
-# is the same idea at the scale a 2-core machine allows: a GPT (Lessons 13–14) pretrained by
-# `minidl pretrain` on the *same* sources — all the training corpus and training reviews — with
-# the same objective, for about an hour, reading millions of characters. Its provenance says
-# exactly how it was made. Measured on the same held-out text, with the same vocabulary:
+# characters read by a model of about 0.4 million parameters, in seconds. The checkpoint that
+# ships with minidl, `gpt-zh-char-small`, is the same idea at the scale a 2-core machine
+# allows: a GPT (Lessons 13–14) pretrained by `minidl pretrain` on the *same* sources — all
+# the training corpus and training reviews — with the same objective, for about an hour,
+# reading millions of characters. Its provenance says exactly how it was made. Measured on the
+# same held-out text, with the same vocabulary:
 
 # %%
 print(shipped.describe())
@@ -229,8 +230,9 @@ print(f"\n{'held-out perplexity':<44}{'news':>8}{'reviews':>9}")
 print(f"{f'uniform guessing (V = {vocab_size})':<44}{vocab_size:>8}{vocab_size:>9}")
 print(f"{'unigram (character frequencies)':<44}{unigram_perplexity(held_out_news):>8.1f}"
       f"{unigram_perplexity(held_out_reviews):>9.1f}")
-print(f"{f'this LSTM: {lm.num_parameters() / 1e6:.2f} M parameters, {characters_read / 1e6:.2f} M chars':<44}"
-      f"{after['news']:>8.1f}{after['reviews']:>9.1f}")
+label = (f"this LSTM: {lm.num_parameters() / 1e6:.2f} M parameters, "
+         f"{characters_read / 1e6:.2f} M chars")
+print(f"{label:<44}{after['news']:>8.1f}{after['reviews']:>9.1f}")
 label = (f"shipped GPT: {shipped.provenance['parameters'] / 1e6:.2f} M parameters, "
          f"{shipped.provenance['tokens'] / 1e6:.1f} M chars")
 print(f"{label:<44}{gpt_ppl['news']:>8.1f}{gpt_ppl['reviews']:>9.1f}")

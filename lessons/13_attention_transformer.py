@@ -92,7 +92,8 @@ print("row sums:", P.sum(axis=1))
 for width in (16, 64, 256):
     q, k = rng.standard_normal((2, 1000, width))
     raw = np.einsum("nd,nd->n", q, k)
-    print(f"d = {width:3d}: std of q·k {raw.std():5.1f}, of q·k/√d {raw.std() / math.sqrt(width):.2f}")
+    print(f"d = {width:3d}: std of q·k {raw.std():5.1f}, "
+          f"of q·k/√d {raw.std() / math.sqrt(width):.2f}")
 
 # %% [markdown]
 # ## 2. The causal mask 因果掩码
@@ -151,7 +152,8 @@ o, _ = attention_numpy(q, k, v, np.tril(np.ones((T, T), dtype=bool)))  # (B, hea
 by_hand = o.transpose(0, 2, 1, 3).reshape(B, T, d_model) @ attention.proj.W.numpy() \
     + attention.proj.b.numpy()
 print(attention)
-print("by hand vs nn.MultiHeadSelfAttention:", np.abs(by_hand - attention(md.tensor(x)).numpy()).max())
+print("by hand vs nn.MultiHeadSelfAttention:",
+      np.abs(by_hand - attention(md.tensor(x)).numpy()).max())
 
 # %% [markdown]
 # ## 4. The backward pass, step by step 反向传播推导
@@ -287,10 +289,12 @@ for name, normalise in (("F.layer_norm", F.layer_norm), ("reference", layer_norm
     y = normalise(xt, n, wt, bt)
     y.backward(dy)
     print(f"by hand vs {name:<12}: y {np.abs(y.numpy() - (x_hat * w + b)).max():.1e}  "
-          f"dx {np.abs(xt.grad.numpy() - dx).max():.1e}  dw {np.abs(wt.grad.numpy() - dw).max():.1e}"
-          f"  db {np.abs(bt.grad.numpy() - db).max():.1e}")
+          f"dx {np.abs(xt.grad.numpy() - dx).max():.1e}  "
+          f"dw {np.abs(wt.grad.numpy() - dw).max():.1e}  "
+          f"db {np.abs(bt.grad.numpy() - db).max():.1e}")
 xt, wt, bt = (md.tensor(a, dtype="float64", requires_grad=True) for a in (x, w, b))
-print("gradcheck, F.layer_norm:", md.gradcheck(lambda a, c, e: F.layer_norm(a, n, c, e), xt, wt, bt))
+print("gradcheck, F.layer_norm:",
+      md.gradcheck(lambda a, c, e: F.layer_norm(a, n, c, e), xt, wt, bt))
 
 # %% [markdown]
 # ## 6. GELU

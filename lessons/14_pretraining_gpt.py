@@ -33,7 +33,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import minidl as md
-from minidl import plot
 from minidl.apps.pretrain import PretrainConfig, Run, corpora, learning_rate, sample_batch
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")
@@ -82,7 +81,10 @@ print(f"{run.model.num_parameters():,} parameters, of which the token embedding 
 rng = np.random.default_rng(0)
 window = sample_batch([run.streams["corpus_train"], run.streams["reviews_train"]], [0.5, 0.5],
                       batch=2, length=25, rng=rng)
-show = lambda ids: "".join(run.tokenizer.index_word.get(int(i), "?") for i in ids).replace("\n", "⏎")
+def show(ids) -> str:
+    return "".join(run.tokenizer.index_word.get(int(i), "?") for i in ids).replace("\n", "⏎")
+
+
 print("inputs: ", show(window[0, :-1]))
 print("targets:", show(window[0, 1:]))
 
@@ -116,9 +118,9 @@ seconds = time.perf_counter() - start
 losses = np.array(result["losses"])
 with open(os.path.join(folder, "log.jsonl"), encoding="utf-8") as f:
     log = [json.loads(line) for line in f]
-tokens_per_step = cfg.batch * CONFIG["context"]
 print(f"{cfg.steps} steps of {cfg.batch} windows × {CONFIG['context']} characters "
-      f"= {result['tokens']:,} tokens in {seconds:.1f} s ({result['tokens'] / seconds:,.0f} tokens/s)")
+      f"= {result['tokens']:,} tokens in {seconds:.1f} s "
+      f"({result['tokens'] / seconds:,.0f} tokens/s)")
 for record in log:
     loss = f"training loss {record['loss']:.3f}" if "loss" in record else " " * 19
     print(f"step {record['step']:4d} ({record['tokens']:7,} tokens): {loss}  held-out "
@@ -191,7 +193,8 @@ def sample(model, tokenizer, prompt, temperature, top_k, seed=0, length=40):
 
 
 for temperature, top_k in ((0.7, None), (1.0, None), (1.0, 10)):
-    print(f"T={temperature}, top-k={top_k}: {sample(run.model, run.tokenizer, '这个酒店', temperature, top_k)}")
+    text = sample(run.model, run.tokenizer, "这个酒店", temperature, top_k)
+    print(f"T={temperature}, top-k={top_k}: {text}")
 
 # %% [markdown]
 # ## 6. Checkpoints and exact resume 断点续训
@@ -244,8 +247,9 @@ shipped = md.pretrained.load("gpt-zh-char-small", folder=WEIGHTS)
 print(shipped.describe())
 provenance = shipped.provenance
 shipped_log = [r for r in provenance["log"] if r["tokens"] > 0]
-print(f"trained on {provenance['tokens']:,} tokens: {provenance['tokens'] / result['tokens']:.0f}× "
-      f"this lesson's run; {provenance['parameters'] / run.model.num_parameters():.1f}× its parameters")
+print(f"trained on {provenance['tokens']:,} tokens: "
+      f"{provenance['tokens'] / result['tokens']:.0f}× this lesson's run; "
+      f"{provenance['parameters'] / run.model.num_parameters():.1f}× its parameters")
 print("same vocabulary as this lesson's run:",
       all(shipped.tokenizer.index_word.get(i) == run.tokenizer.index_word.get(i)
           for i in range(cfg.vocab)))

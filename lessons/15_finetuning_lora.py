@@ -156,7 +156,8 @@ for method in ("probe", "lora", "full", "scratch"):
         p_val, p_test = model.predict_proba(x_val), model.predict_proba(x_test)
     models[method] = model
     results.append({"method": method, "trainable": model.trainable,
-                    "seconds": time.perf_counter() - start, "val": metrics.binary_scores(y_val, p_val),
+                    "seconds": time.perf_counter() - start,
+                    "val": metrics.binary_scores(y_val, p_val),
                     "test": metrics.binary_scores(y_test, p_test)})
     print(f"{method:8} done in {results[-1]['seconds']:4.1f} s")
 
@@ -166,13 +167,17 @@ for method in ("probe", "lora", "full", "scratch"):
 # reading the same last `maxlen` characters of each, its C chosen on validation.
 
 # %%
-ends = lambda texts: [t[-CONFIG["maxlen"]:] for t in texts]
+def ends(texts):
+    return [t[-CONFIG["maxlen"]:] for t in texts]
+
+
 train_ends = ends([reviews.train.texts[i] for i in rows])
-predict = ft.tfidf_baseline(train_ends, y_train, ends(reviews.val.texts[:CONFIG["val"]]), y_val,
-                            train_ends)
+val_ends = ends(reviews.val.texts[:CONFIG["val"]])
+test_ends = ends(reviews.test.texts[:CONFIG["test"]])
+predict = ft.tfidf_baseline(train_ends, y_train, val_ends, y_val, train_ends)
 results.append({"method": "tfidf", "trainable": None, "seconds": 0.0,
-                "val": metrics.binary_scores(y_val, predict(ends(reviews.val.texts[:CONFIG["val"]]))),
-                "test": metrics.binary_scores(y_test, predict(ends(reviews.test.texts[:CONFIG["test"]])))})
+                "val": metrics.binary_scores(y_val, predict(val_ends)),
+                "test": metrics.binary_scores(y_test, predict(test_ends))})
 
 names = {"probe": "linear probe", "lora": "LoRA (r = 8)", "full": "full fine-tuning",
          "scratch": "GPT from scratch", "tfidf": "TF-IDF + LR (reference)"}
@@ -182,8 +187,11 @@ print(f"\n{len(y_train)} labels, {CONFIG['steps']} steps of {CONFIG['batch']}; "
       f"standard error)")
 print(f"{'method':<26}{'trainable parameters':>22}{'val acc':>9}{'test acc':>9}{'test F1':>8}")
 for r in results:
-    trainable = "—" if r["trainable"] is None else \
-        f"{r['trainable']:,} ({100 * r['trainable'] / total:.{1 if r['trainable'] > total / 100 else 2}f} %)"
+    if r["trainable"] is None:
+        trainable = "—"
+    else:
+        share = 100 * r["trainable"] / total
+        trainable = f"{r['trainable']:,} ({share:.{1 if share > 1 else 2}f} %)"
     print(f"{names[r['method']]:<26}{trainable:>22}{r['val']['accuracy']:>9.3f}"
           f"{r['test']['accuracy']:>9.3f}{r['test']['f1']:>8.3f}")
 
@@ -205,8 +213,9 @@ adapter_path = os.path.join(OUT, "lesson15_lora_adapters.npz")
 md.save(adapters, adapter_path)
 full_path = os.path.join(OUT, "lesson15_full_classifier.npz")
 md.save(models["full"].model.state_dict(), full_path)
-print(f"LoRA adapters + head: {len(adapters)} arrays, {os.path.getsize(adapter_path) / 1024:,.0f} KB"
-      f"; the fully fine-tuned classifier: {os.path.getsize(full_path) / 1024:,.0f} KB")
+print(f"LoRA adapters + head: {len(adapters)} arrays, "
+      f"{os.path.getsize(adapter_path) / 1024:,.0f} KB; the fully fine-tuned classifier: "
+      f"{os.path.getsize(full_path) / 1024:,.0f} KB")
 
 rebuilt_body = GPT(body.config)
 rebuilt_body.load_state_dict(body.state_dict())           # the shipped weights
@@ -218,8 +227,9 @@ print("rebuilt from the shipped checkpoint + the adapter file, largest differenc
       np.abs(ft.Classifier("rebuilt", rebuilt).predict_proba(x_val[:64]) - probabilities).max())
 
 merged = nn.merge_lora(lora_model)                        # W ← W + (α/r)·A B, in place
+after_merge = models["lora"].predict_proba(x_val[:64])
 print(f"merged {merged} LoRA layers into plain Linear layers; largest difference of the "
-      f"probabilities: {np.abs(models['lora'].predict_proba(x_val[:64]) - probabilities).max():.1e}")
+      f"probabilities: {np.abs(after_merge - probabilities).max():.1e}")
 
 # %% [markdown]
 # Same predictions before and after merging (up to float32 rounding), and the adapters are a
@@ -238,8 +248,8 @@ by = {r["method"]: r["test"]["accuracy"] for r in results}
 chance = max(y_test.mean(), 1 - y_test.mean())
 print(f"always answering the majority class: test accuracy {chance:.3f}")
 for method in ("probe", "lora", "full"):
-    print(f"{names[method]:<18} vs from scratch: {100 * (by[method] - by['scratch']):+5.1f} points; "
-          f"vs TF-IDF: {100 * (by[method] - by['tfidf']):+5.1f} points")
+    print(f"{names[method]:<18} vs from scratch: {100 * (by[method] - by['scratch']):+5.1f} "
+          f"points; vs TF-IDF: {100 * (by[method] - by['tfidf']):+5.1f} points")
 for method in ("lora", "full", "scratch"):
     print(f"{names[method]:<18} training loss, mean of the last 10 steps: "
           f"{np.mean(models[method].losses[-10:]):.3f} (ln 2 = {np.log(2):.3f}: answering 50 %)")
