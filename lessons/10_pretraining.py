@@ -188,7 +188,7 @@ figure.savefig(os.path.join(OUT, "lesson10_pretraining.png"), dpi=100)
 # see the held-out perplexity end clearly below the unigram baselines, though still far from a
 # good model. Without the bias trick the same 300 steps end *above* them (comment out the line
 # that sets `lm.head.b` and see). `SIZE = "large"` trains a bigger LSTM (0.9 M parameters) on
-# the whole corpus and all training reviews for 3,000 steps (about ten minutes on a 2-core CPU).
+# the whole corpus and all training reviews for 3,000 steps (about 11 minutes on a 2-core CPU).
 #
 # ## 4. Sampling 采样 and temperature 温度
 #

@@ -35,7 +35,8 @@ from minidl.data.vocabulary import encode_texts
 from minidl.models.gpt import GPT, GPTClassifier
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")
-CONFIG = {  # "small": ~30 s on a 2-core CPU; "large": 2,000 labels, longer runs, whole splits
+CONFIG = {  # "small": ~30 s on a 2-core CPU; "large": 2,000 labels, 200 steps, whole splits
+    # (about 12 minutes)
     "small": dict(labels=500, maxlen=32, steps=25, batch=16, val=200, test=300),
     "large": dict(labels=2000, maxlen=64, steps=200, batch=32, val=None, test=None),
 }[SIZE]
