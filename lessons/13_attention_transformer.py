@@ -422,8 +422,8 @@ print(f"the same tokens: {tokens[False] == tokens[True]}; "
       f"speed-up {timings[False] / timings[True]:.1f}×")
 
 # %% [markdown]
-# We saw about 2× for 128 tokens on our 2-core CPU (3–4× for 256). The speed-up grows with
-# the length generated: the naive cost per token grows with the
+# We saw 2–4× for 128 tokens on our 2-core CPU, depending on what else it was running. The
+# speed-up grows with the length generated: the naive cost per token grows with the
 # prefix, the cached one hardly at all (only the attention row over the cache grows). In a
 # model this small, the fixed cost of each Python call is a large part of a step, so the gain
 # here understates what it is for a large model on long texts.
