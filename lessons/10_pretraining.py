@@ -32,6 +32,7 @@ import minidl as md
 from minidl.apps import charlm as transfer
 from minidl.apps.pretrain import REVIEW_SPLIT_SEED
 from minidl.data.datasets import load_peoples_daily, load_reviews, split_corpus
+from _notebook import show  # saves a figure; in a notebook it is also shown inline
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")
 CONFIG = {  # "small" runs in seconds; "large" trains on everything for minutes
@@ -121,12 +122,12 @@ print(f"unigram (character frequencies): news {unigram_perplexity(held_out_news)
 # and a cosine learning-rate schedule (Lesson 5); read it in `minidl/transfer.py`.
 
 # %%
-def show(ids) -> str:
+def decode(ids) -> str:
     return "".join(tokenizer.index_word.get(int(i), "?") for i in ids).replace("\n", "⏎")
 
 
-print("inputs: ", show(stream[0:16]))
-print("targets:", show(stream[1:17]), "(the same text, one character later)")
+print("inputs: ", decode(stream[0:16]))
+print("targets:", decode(stream[1:17]), "(the same text, one character later)")
 
 lm = transfer.CharLanguageModel(vocab_size, CONFIG["embedding_dim"], CONFIG["hidden_size"])
 print(lm)
@@ -180,7 +181,7 @@ axes.set_title("Pretraining the character language model")
 axes.legend()
 axes.grid(alpha=0.3)
 figure.tight_layout()
-figure.savefig(os.path.join(OUT, "lesson10_pretraining.png"), dpi=100)
+print("plot:", show(figure, os.path.join(OUT, "lesson10_pretraining.png")))
 
 # %% [markdown]
 # Starting from the unigram level, the loss keeps falling as the LSTM learns which

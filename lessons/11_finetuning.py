@@ -32,6 +32,7 @@ from minidl.apps.pretrain import REVIEW_SPLIT_SEED
 from minidl.data.datasets import load_peoples_daily, load_reviews, split_corpus
 from minidl.keras.callbacks import EarlyStopping
 from minidl.data import tokenizer_from_json
+from _notebook import show  # saves a figure; in a notebook it is also shown inline
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # "large": several label budgets, longer
 BUDGETS, MAXLEN, EPOCHS = {"small": ([1000], 60, 5), "large": ([500, 2000, 13891], 100, 10)}[SIZE]
@@ -195,9 +196,9 @@ print(f"minidl.metrics:  accuracy {metrics.accuracy_score(y_test, predicted):.4f
 print("confusion matrix [[TN, FP], [FN, TP]]:\n", metrics.confusion_matrix(y_test, predicted))
 print(metrics.classification_report(y_test, predicted, target_names=["negative", "positive"],
                                     digits=4))
-plot.confusion_matrix(y_true=y_test, y_pred=predicted, labels=[0, 1],
-                      path=os.path.join(OUT, "lesson11_confusion.png"),
-                      title="fine-tuned classifier (test)")
+show(plot.confusion_matrix(y_true=y_test, y_pred=predicted, labels=[0, 1],
+                           title="fine-tuned classifier (test)"),
+     os.path.join(OUT, "lesson11_confusion.png"))
 
 # %% [markdown]
 # The report gives precision, recall and F1 for each class (each in turn taken as the positive
@@ -242,7 +243,7 @@ for r in rows:
     print(f"{r['labels']:>7}  {r['model']:<11}{r['accuracy']:>9.4f}{r['precision']:>10.4f}"
           f"{r['recall']:>8.4f}{r['f1']:>8.4f}")
 if len(BUDGETS) > 1:
-    plot.budget_comparison(rows, os.path.join(OUT, "lesson11_budgets.png"))
+    show(plot.budget_comparison(rows), os.path.join(OUT, "lesson11_budgets.png"))
 
 md.manual_seed(0)
 fresh = transfer.SentimentClassifier(vocab_size, config["embedding_dim"], config["hidden_size"])

@@ -34,6 +34,7 @@ from minidl import nn
 from minidl.functions.attention import attention_reference
 from minidl.functions.normalization import layer_norm_reference
 from minidl.models.gpt import GPT, GPTConfig
+from _notebook import show  # saves a figure; in a notebook it is also shown inline
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")  # "large": a longer generation to time
 GENERATE = {"small": 128, "large": 384}[SIZE]           # tokens generated in the KV-cache timing
@@ -126,8 +127,7 @@ for i, (weights, title) in enumerate(((P, "full attention"), (P_causal, "causal 
     axes.set_ylabel("query position t")
     axes.set_title(title)
 figure.colorbar(image, ax=figure.axes)
-figure.savefig(os.path.join(OUT, "lesson13_attention_weights.png"), dpi=100)
-print("plot:", os.path.join(OUT, "lesson13_attention_weights.png"))
+print("plot:", show(figure, os.path.join(OUT, "lesson13_attention_weights.png")))
 
 # %% [markdown]
 # ## 3. Several heads 多头注意力
@@ -323,7 +323,7 @@ axes.grid(alpha=0.3)
 axes.legend()
 axes.set_title("GELU: a smooth ReLU")
 figure.tight_layout()
-figure.savefig(os.path.join(OUT, "lesson13_gelu.png"), dpi=100)
+show(figure, os.path.join(OUT, "lesson13_gelu.png"))
 
 # %% [markdown]
 # ## 7. The pre-LN Transformer block
@@ -440,3 +440,6 @@ print(f"the same tokens: {tokens[False] == tokens[True]}; "
 # *post*-LN block by hand and compare its gradient at the first of 8 stacked blocks with the
 # pre-LN one. (3) Give `F.scaled_dot_product_attention` a float `attn_mask` that adds −1 per
 # position of distance (a linear bias, as in ALiBi) and plot the weights.
+#
+# **Kit exercises for this lesson** (`minidl exercises export kit/`, then `minidl grade kit/`):
+# `attention_backward` (§4) and `layer_norm_backward` (§5).

@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 
 import minidl as md
 from minidl.apps.pretrain import PretrainConfig, Run, corpora, learning_rate, sample_batch
+from _notebook import show  # saves a figure; in a notebook it is also shown inline
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")
 CONFIG = {  # "small": ~20 s of training on a 2-core CPU; "large": a wider model, ~15 minutes
@@ -81,12 +82,14 @@ print(f"{run.model.num_parameters():,} parameters, of which the token embedding 
 rng = np.random.default_rng(0)
 window = sample_batch([run.streams["corpus_train"], run.streams["reviews_train"]], [0.5, 0.5],
                       batch=2, length=25, rng=rng)
-def show(ids) -> str:
+
+
+def decode(ids) -> str:
     return "".join(run.tokenizer.index_word.get(int(i), "?") for i in ids).replace("\n", "⏎")
 
 
-print("inputs: ", show(window[0, :-1]))
-print("targets:", show(window[0, 1:]))
+print("inputs: ", decode(window[0, :-1]))
+print("targets:", decode(window[0, 1:]))
 
 # %% [markdown]
 # ## 2. The optimiser and the learning rate
@@ -145,8 +148,7 @@ axes.set_ylabel("learning rate")
 axes.set_title("warmup, then cosine decay")
 axes.grid(alpha=0.3)
 figure.tight_layout()
-figure.savefig(os.path.join(OUT, "lesson14_loss.png"), dpi=100)
-print("plot:", os.path.join(OUT, "lesson14_loss.png"))
+print("plot:", show(figure, os.path.join(OUT, "lesson14_loss.png")))
 
 # %% [markdown]
 # ## 4. Perplexity 困惑度, read carefully
@@ -270,8 +272,7 @@ axes.set_title("What scale buys: held-out perplexity against tokens")
 axes.grid(alpha=0.3, which="both")
 axes.legend(fontsize=8)
 figure.tight_layout()
-figure.savefig(os.path.join(OUT, "lesson14_scale.png"), dpi=100)
-print("plot:", os.path.join(OUT, "lesson14_scale.png"))
+print("plot:", show(figure, os.path.join(OUT, "lesson14_scale.png")))
 for record in shipped_log[:-1:max(1, len(shipped_log) // 6)] + shipped_log[-1:]:
     print(f"  shipped, step {record['step']:5d}: {record['tokens']:11,} tokens, perplexity news "
           f"{record['ppl_corpus']:6.1f}, reviews {record['ppl_reviews']:6.1f}")

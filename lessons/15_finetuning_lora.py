@@ -33,6 +33,7 @@ from minidl.apps.pretrain import REVIEW_SPLIT_SEED
 from minidl.data.datasets import load_reviews
 from minidl.data.vocabulary import encode_texts
 from minidl.models.gpt import GPT, GPTClassifier
+from _notebook import show  # saves a figure; in a notebook it is also shown inline
 
 SIZE = os.environ.get("MINIDL_LESSON_SIZE", "small")
 CONFIG = {  # "small": ~30 s on a 2-core CPU; "large": 2,000 labels, 200 steps, whole splits
@@ -269,11 +270,10 @@ axes.set_title(f"Fine-tuning on {len(y_train)} labels")
 axes.legend(fontsize=8)
 axes.grid(alpha=0.3)
 figure.tight_layout()
-figure.savefig(os.path.join(OUT, "lesson15_losses.png"), dpi=100)
-print("plot:", os.path.join(OUT, "lesson15_losses.png"))
-plot.confusion_matrix(results[0]["test"]["confusion_matrix"],
-                      os.path.join(OUT, "lesson15_probe_confusion.png"),
-                      labels=["negative", "positive"], title="linear probe (test)")
+print("plot:", show(figure, os.path.join(OUT, "lesson15_losses.png")))
+show(plot.confusion_matrix(results[0]["test"]["confusion_matrix"],
+                           labels=["negative", "positive"], title="linear probe (test)"),
+     os.path.join(OUT, "lesson15_probe_confusion.png"))
 
 # %% [markdown]
 # With the default setting we saw, on the 300 test reviews: probe 0.72, TF-IDF 0.72, full
@@ -313,7 +313,7 @@ if scaling:
         print(f"{series['label']:<30}" + "".join(f"{a:>11.3f}" for a in series["test_accuracy"]))
     for reference in scaling["references"]:
         print(f"{reference['label']:<30}{reference['test_accuracy']:>11.3f}  (no pretraining)")
-    plot.scaling_curves(scaling, os.path.join(OUT, "lesson15_scaling.png"))
+    print("plot:", show(plot.scaling_curves(scaling), os.path.join(OUT, "lesson15_scaling.png")))
 else:
     print("this checkpoint's provenance has no scaling record")
 
@@ -337,3 +337,6 @@ else:
 # probe's weights (LP-FT: fit the probe, copy its coefficients into `head`, then fine-tune):
 # build the classifier yourself with `GPTClassifier`, `nn.apply_lora` and `ft.train_steps`.
 # (5) Run with `MINIDL_LESSON_SIZE=large` and compare the gaps at 2,000 labels.
+#
+# **Kit exercises for this lesson** (`minidl exercises export kit/`, then `minidl grade kit/`):
+# `lora_forward` (§3).
