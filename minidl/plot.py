@@ -193,10 +193,12 @@ def scaling_curves(scaling: Mapping[str, Any], path: Optional[str] = None) -> An
     axes = figure.add_subplot(1, 1, 1)
     for series in scaling["series"]:
         axes.plot(series["tokens"], series["test_accuracy"], "o-", label=series["label"])
-    for line in scaling.get("references", []):
-        axes.axhline(line["test_accuracy"], linestyle=":", color=line.get("color", "gray"),
-                     label=line["label"])
+    styles = [":", "--", "-.", (0, (1, 3))]
+    for i, line in enumerate(scaling.get("references", [])):
+        axes.axhline(line["test_accuracy"], linestyle=styles[i % len(styles)],
+                     color=line.get("color", "gray"), label=line["label"])
     axes.set_xscale("symlog", linthresh=1e5)  # the untrained model sits at 0 tokens
+    axes.set_xlim(left=0)
     axes.set_xlabel("pretraining tokens (characters seen; log scale above 100,000)")
     axes.set_ylabel("test accuracy")
     axes.set_title("Scaling: downstream accuracy as pretraining grows")
