@@ -65,34 +65,10 @@ class ModelCheckpoint(_training.ModelCheckpoint):
     A model without ``save`` (a plain ``nn.Module``) gets ``md.save_checkpoint`` as before.
     """
 
-    def _save(self, epoch: int, logs: Any, batch: Optional[int] = None) -> None:
+    def _write(self, path: str, epoch: int) -> None:
         model = self.model
         if not hasattr(model, "save") or not hasattr(model, "save_weights"):
-            return super()._save(epoch, logs, batch)
-        logs = logs or {}
-        fields = {"epoch": epoch + 1, **logs}
-        if batch is not None:
-            fields["batch"] = batch + 1
-        path = self.filepath.format(**fields)
-        if self.save_best_only:
-            current = logs.get(self.monitor)
-            if current is None:
-                warnings.warn(f"Can save best model only with {self.monitor!r} available, "
-                              f"skipping. Available: {', '.join(logs)}", stacklevel=2)
-                return
-            if not _training._improves(current, self.best, self.mode):
-                if self.verbose > 0:
-                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from "
-                          f"{self.best:.5f}")
-                return
-            if self.verbose > 0:
-                before = self.best if self.best is not None else \
-                    (math.inf if self.mode == "min" else -math.inf)
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {before:.5f} to "
-                      f"{current:.5f}, saving model to {path}")
-            self.best = current
-        elif self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+            return super()._write(path, epoch)
         if self.save_weights_only:
             model.save_weights(path)
         else:

@@ -342,6 +342,10 @@ class ModelCheckpoint(Callback):
             self.best = current
         elif self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        self._write(path, epoch)
+
+    def _write(self, path: str, epoch: int) -> None:
+        """Write the file (the Keras facade writes Keras' formats here)."""
         if self.save_weights_only:
             save(self.model.state_dict(), path)
         else:
