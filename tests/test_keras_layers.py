@@ -15,9 +15,9 @@ from minidl.keras.models import Model, Sequential
 from minidl.keras.optimizers import SGD
 
 
-def randn(*shape, seed=0):
+def randn(*shape, seed=0, device=None):
     return md.tensor(np.random.default_rng(seed).standard_normal(shape), requires_grad=True,
-                     dtype="float64")
+                     dtype="float64", device=device)
 
 
 def reference_conv2d(x, W, stride, padding):
@@ -81,14 +81,14 @@ def test_max_pooling_takes_window_maxima_and_passes_gradcheck(padding):
 
 
 def test_batch_norm_normalises_with_batch_statistics_and_updates_running_ones():
-    x = randn(8, 3)
+    x = randn(8, 3, device="cpu")  # host running statistics: the values are the point here
     mean, var = np.zeros(3), np.ones(3)
     y = batch_norm(x, mean, var, training=True, momentum=0.1, eps=0.0).numpy()
     np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-12)
     np.testing.assert_allclose(y.var(axis=0), 1, rtol=1e-10)
     np.testing.assert_allclose(mean, 0.1 * x.numpy().mean(axis=0))
     np.testing.assert_allclose(var, 0.9 + 0.1 * x.numpy().var(axis=0))
-    weight, bias = randn(3, seed=1), randn(3, seed=2)
+    weight, bias = randn(3, seed=1, device="cpu"), randn(3, seed=2, device="cpu")
     assert md.gradcheck(lambda x, w, b: batch_norm(x, np.zeros(3), np.ones(3), w, b, True),
                         x, weight, bias)
     inference = batch_norm(x, mean, var, weight, bias, training=False).numpy()

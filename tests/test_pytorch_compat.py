@@ -109,7 +109,7 @@ def test_bias_false_and_bad_num_layers_say_so():
 
 # ----------------------------------------------------------------------------- data, optim
 def test_tensor_dataset_is_the_array_dataset_and_takes_cpu_tensors():
-    x = md.tensor(np.arange(12.0).reshape(6, 2))
+    x = md.tensor(np.arange(12.0).reshape(6, 2), device="cpu")
     y = np.arange(6)
     batches = list(DataLoader(TensorDataset(x, y), batch_size=4))
     assert [b[0].shape for b in batches] == [(4, 2), (2, 2)]
@@ -129,7 +129,7 @@ def test_lr_scheduler_module_and_clip_grad_norm_underscore():
 
 # ----------------------------------------------------------------------------- Tensor
 def test_tensor_conveniences_pytorch_users_reach_for():
-    x = md.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]], requires_grad=True)
+    x = md.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]], requires_grad=True, device="cpu")
     assert x.argmax(dim=1).tolist() == [1, 0] and x.argmin(axis=0).tolist() == [0, 1, 0]
     assert x.argmax().item() == 3
     assert x.unsqueeze(0).shape == (1, 2, 3) and x.unsqueeze(-1).shape == (2, 3, 1)
@@ -150,7 +150,7 @@ def test_float_of_a_tensor_with_several_elements_raises():
 
 
 def test_numpy_asarray_reads_cpu_tensors_only():
-    x = md.tensor([[1.0, 2.0]])
+    x = md.tensor([[1.0, 2.0]], device="cpu")
     assert np.asarray(x) is x.data
     assert np.asarray(x, dtype="float64").dtype == np.float64
     with pytest.raises(TypeError, match="Implicit conversion.*strict.*numpy"):
