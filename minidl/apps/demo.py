@@ -123,7 +123,7 @@ class Progress:
     """'stage k of n' lines with an overall ETA, from a cost estimate of every stage."""
 
     def __init__(self, costs: List[float]):
-        self.costs, self.done, self.start = costs, 0, time.perf_counter()
+        self.costs, self.start = costs, time.perf_counter()
 
     def stage(self, k: int, what: str) -> None:
         elapsed = time.perf_counter() - self.start
@@ -133,7 +133,7 @@ class Progress:
         _say(f"[stage {k + 1} of {len(self.costs)}, {elapsed / 60:.1f} min, {eta_text}] {what}")
 
 
-def _load_pretrained(args: Dict[str, Any], cfg: DemoConfig, out: str, device: str):
+def _load_pretrained(args: Dict[str, Any], out: str, device: str):
     """The pretrained body and tokenizer: the shipped checkpoint, or a fresh run."""
     if args.get("pretrain"):
         from minidl.apps.pretrain import PretrainConfig, Run
@@ -167,7 +167,7 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
     _say(f"== minidl demo ({size}, seed {seed}, device {device}) ==")
     body, tokenizer, provenance = _load_pretrained(
         {"pretrain": pretrain, "minutes": minutes, "checkpoint": checkpoint,
-         "weights": weights}, cfg, out, device)
+         "weights": weights}, out, device)
     vocab_size = body.config.vocab_size
     reviews = load_reviews(split_seed=REVIEW_SPLIT_SEED)
     s = reviews.stats
