@@ -7,8 +7,9 @@
     x.grad            # tensor([[2., 4.]])
 
 The layers, bottom up; each imports only those before it (a test checks every import):
-backend → autograd → functions → {nn, optim, gradcheck, io} → data → {training, metrics}
-→ models → keras → {apps, plot, cli, exercises}. Only ``minidl.backend`` names CuPy.
+backend → autograd → functions → {nn, optim, gradcheck, io} → data
+→ {training, metrics, distributed} → models → keras → {apps, plot, cli, exercises}.
+Only ``minidl.backend`` names CuPy.
 """
 from minidl import functions  # noqa: F401  (installs Tensor's operators)
 from minidl.autograd import (Function, GradientError, ShapeError, Tensor, enable_grad, grad,

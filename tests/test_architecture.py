@@ -18,7 +18,7 @@ LAYERS = (
     ("functions",),
     ("nn", "optim", "gradcheck", "io"),
     ("data",),
-    ("training", "metrics"),
+    ("training", "metrics", "distributed"),
     ("models",),
     ("keras",),
     ("apps", "plot", "cli", "exercises", "transfer", "demo", "__main__"),

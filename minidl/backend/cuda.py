@@ -29,6 +29,7 @@ class CUDADevice(Device):
                     "device 'cuda' needs CuPy: pip install \"minidl[gpu]\" (cupy-cuda12x) "
                     "on a machine with an NVIDIA GPU") from error
             CUDADevice._cupy = cupy
+            _use_the_local_gpu(cupy)
         return self._cupy
 
     def is_available(self) -> bool:
@@ -69,6 +70,22 @@ class CUDADevice(Device):
         if self.is_available():
             self.xp.get_default_memory_pool().free_all_blocks()
             self.xp.get_default_pinned_memory_pool().free_all_blocks()
+
+
+def _use_the_local_gpu(cupy: Any) -> None:
+    """In a job of several ranks (``mpiexec -n N``), local rank k uses GPU k mod (number of
+    GPUs), so that the ranks of a machine spread over its GPUs (NCCL needs one each). A process
+    started on its own keeps CuPy's current GPU."""
+    from minidl.backend.communicator import launch_environment
+    launch = launch_environment()
+    if launch is None or launch.world_size == 1:
+        return
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # no driver or no GPU: is_available() says so
+        return
+    if count:
+        cupy.cuda.Device(launch.local_rank % count).use()
 
 
 DEVICE = CUDADevice()
