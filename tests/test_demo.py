@@ -144,3 +144,16 @@ def test_scaling_measures_every_kept_checkpoint(tmp_path):
     assert {r["label"] for r in result["references"]} == {"TF-IDF + LR, 40 labels",
                                                           "GPT from scratch, 40 labels"}
     assert os.path.exists(os.path.join(folder, "scaling.json"))
+
+
+def test_batches_by_length_give_results_in_the_original_order():
+    from minidl.apps.finetune import by_length
+    ids = np.array([[0, 0, 1], [1, 2, 3], [0, 0, 0], [0, 4, 5], [0, 0, 7]])
+    seen = []
+
+    def fn(rows):
+        seen.append((rows != 0).sum(axis=1).max())
+        return np.stack([rows.sum(axis=1), rows[:, -1]], axis=1).astype(float)
+    out = by_length(ids, 2, fn)
+    np.testing.assert_array_equal(out, np.stack([ids.sum(axis=1), ids[:, -1]], axis=1))
+    assert seen == [1, 2, 3]                  # short texts together: batches grow in length

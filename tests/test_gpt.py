@@ -116,6 +116,49 @@ def test_classifier_pools_only_real_tokens():
         np.testing.assert_allclose(clf(x).numpy()[:1], alone, rtol=1e-5)
 
 
+
+def test_padding_is_invisible_to_the_real_tokens():
+    model = tiny_gpt()
+    padded = np.array([[0, 0, 0, 3, 4, 5], [9, 8, 7, 6, 5, 4]])
+    with md.no_grad():
+        h = model.features(padded, padding_mask=padded != 0).numpy()
+        alone = model.features(np.array([[3, 4, 5]])).numpy()
+        other = model.features(np.array([[9, 8, 7, 6, 5, 4]])).numpy()
+    np.testing.assert_allclose(h[0, 3:], alone[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h[1], other[0], rtol=1e-5, atol=1e-6)
+    assert np.all(np.isfinite(h))                          # padding rows attend to themselves
+
+
+def test_classifier_logits_do_not_depend_on_padding_or_batch_mates():
+    clf = GPTClassifier(tiny_gpt(), n_outputs=1, dropout=0.0)
+    clf.eval()
+    with md.no_grad():
+        short = clf(np.array([[3, 4]])).numpy()
+        padded = clf(np.array([[0, 0, 0, 0, 3, 4]])).numpy()
+        batch = clf(np.array([[0, 0, 0, 0, 3, 4], [1, 2, 3, 4, 5, 6]])).numpy()
+    np.testing.assert_allclose(padded, short, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(batch[:1], short, rtol=1e-5, atol=1e-6)
+
+
+def test_classifier_gradcheck_with_padding():
+    clf = GPTClassifier(tiny_gpt(), n_outputs=1, dropout=0.0).astype("float64")
+    x = np.array([[0, 0, 3, 4], [0, 5, 6, 7], [1, 2, 3, 4]])
+    params = {k: v for k, v in clf.named_parameters() if k in (
+        "body.tok.W", "body.pos.W", "body.block0.attn.qkv.W", "head.W")}
+    upstream = randn(3, 1, seed=4, requires_grad=False)           # a random cotangent
+    assert md.gradcheck(lambda: (clf(x) * upstream).sum(), wrt=params)
+
+
+def test_padding_mask_is_checked():
+    model = tiny_gpt()
+    x = ids((2, 4))
+    with pytest.raises(ValueError, match="shape of ids"):
+        model.features(x, padding_mask=np.ones((2, 5), bool))
+    with pytest.raises(ValueError, match="cache"):
+        model.features(x, caches=[{} for _ in model.blocks], padding_mask=x != 0)
+    with pytest.raises(ValueError, match=r"\(batch, time\)"):
+        GPTClassifier(model)(np.array([1, 2, 3]))
+
 # ----------------------------------------------------------------------------- LoRA
 def test_lora_starts_as_the_pretrained_layer_and_trains_only_the_adapters():
     md.manual_seed(0)

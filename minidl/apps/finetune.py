@@ -103,26 +103,36 @@ class Classifier:
     def predict_proba(self, ids: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if self.probe is not None:
             return self.probe.predict_proba(pooled_features(self.body, ids, batch_size))[:, 1]
-        out = []
         self.model.eval()
-        with no_grad():
-            for first in range(0, len(ids), batch_size):
-                xb = backend.to_device(ids[first:first + batch_size], self.model.device)
-                z = self.model(xb).data
-                p = backend.to_numpy(z).astype(np.float64).ravel()
-                out.append(1.0 / (1.0 + np.exp(-p)) if self.logits else p)
-        return np.concatenate(out)
+
+        def probabilities(rows: np.ndarray) -> np.ndarray:
+            z = self.model(backend.to_device(rows, self.model.device)).data
+            p = backend.to_numpy(z).astype(np.float64).ravel()
+            return 1.0 / (1.0 + np.exp(-p)) if self.logits else p
+        return by_length(ids, batch_size, probabilities)
+
+
+def by_length(ids: np.ndarray, batch_size: int, fn: Callable[[np.ndarray], np.ndarray]
+              ) -> np.ndarray:
+    """``fn`` over batches of ``ids`` (n, time) formed in order of text length, the results put
+    back in the original order. A GPT classifier drops the padding columns a batch shares, so
+    short texts batched together cost what their length costs, not ``maxlen``."""
+    order = np.argsort((np.asarray(ids) != 0).sum(axis=1), kind="stable")
+    out = []
+    with no_grad():
+        for first in range(0, len(ids), batch_size):
+            out.append(fn(ids[order[first:first + batch_size]]))
+    result = np.concatenate(out)
+    result[order] = result.copy()
+    return result
 
 
 def pooled_features(body: GPT, ids: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The frozen body's pooled features (``GPTClassifier.pooled``), shape (n, 2·d_model)."""
     pool = GPTClassifier(body, n_outputs=1, dropout=0.0)
     body.eval()
-    out = []
-    with no_grad():
-        for first in range(0, len(ids), batch_size):
-            out.append(backend.to_numpy(pool.pooled(ids[first:first + batch_size]).data))
-    return np.concatenate(out).astype(np.float64)
+    return by_length(ids, batch_size,
+                     lambda rows: backend.to_numpy(pool.pooled(rows).data)).astype(np.float64)
 
 
 def fit_probe(features: np.ndarray, y: np.ndarray, val_features: np.ndarray,

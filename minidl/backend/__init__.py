@@ -225,7 +225,7 @@ def generator(device: str = "cpu") -> Any:
 
 def random_uniform(shape, low: float, high: float, dtype, device: str = "cpu") -> Any:
     """Samples of U(low, high) on ``device``."""
-    return generator(device).uniform(low, high, size=shape).astype(dtype, copy=False)
+    return get_device(check_device(device)).uniform(generator(device), shape, low, high, dtype)
 
 
 def random_normal(shape, mean: float, std: float, dtype, device: str = "cpu") -> Any:

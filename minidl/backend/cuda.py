@@ -47,6 +47,9 @@ class CUDADevice(Device):
     def new_generator(self, seed: Optional[int]) -> Any:
         return self.xp.random.RandomState(seed)
 
+    def uniform(self, generator: Any, shape: Any, low: float, high: float, dtype: Any) -> Any:
+        return generator.uniform(low, high, size=shape, dtype=dtype)
+
     def scatter_add(self, target: Any, indices: Any, values: Any) -> None:
         if hasattr(self.xp.add, "at"):  # CuPy 12+
             self.xp.add.at(target, indices, values)

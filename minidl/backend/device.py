@@ -62,6 +62,19 @@ class Device:
         arrays (fresh entropy when ``seed`` is None)."""
         return self.xp.random.default_rng(seed)
 
+    def uniform(self, generator: Any, shape: Any, low: float, high: float, dtype: Any) -> Any:
+        """Samples of U(low, high) from ``generator`` (this device's), drawn in ``dtype``
+        itself when it is float32 or float64 (a float32 draw costs a third of a float64 draw
+        and its cast)."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            return generator.uniform(low, high, size=shape).astype(dtype, copy=False)
+        u = generator.random(shape, dtype=dtype)
+        if (low, high) != (0.0, 1.0):
+            u *= high - low
+            u += low
+        return u
+
     def scatter_add(self, target: Any, indices: Any, values: Any) -> None:
         """``target[indices] += values`` in place, repeated indices adding up (``add.at``)."""
         self.xp.add.at(target, indices, values)

@@ -120,7 +120,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Any
     if dropout_p > 0.0 and training:
         shape = q.shape[:-1] + (k.shape[-2],)
         keep = (backend.random_uniform(shape, 0.0, 1.0, q.dtype, q.device) >= dropout_p)
-        keep = keep.astype(q.dtype) * (1.0 / (1.0 - dropout_p))
+        keep = keep.astype(q.dtype)
+        keep *= 1.0 / (1.0 - dropout_p)
     return ScaledDotProductAttention(scale, bias, keep)(q, k, v)
 
 

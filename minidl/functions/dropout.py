@@ -15,6 +15,6 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return x
-    keep = backend.random_uniform(x.shape, 0.0, 1.0, x.dtype, x.device) >= p
-    mask = keep.astype(x.dtype) * (1.0 / (1.0 - p))
+    mask = (backend.random_uniform(x.shape, 0.0, 1.0, x.dtype, x.device) >= p).astype(x.dtype)
+    mask *= 1.0 / (1.0 - p)
     return x * Tensor(mask)

@@ -176,9 +176,17 @@ class GELU(Function):
     def forward(self, x):
         xp = backend.get_array_module(x)
         if self.approximate == "tanh":
-            t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+            # u = √(2/π)(x + 0.044715x³) = x·(√(2/π) + √(2/π)·0.044715·x²), in one buffer
+            u = xp.square(x, out=xp.empty_like(x))          # (an array even for 0-d x)
+            u *= _SQRT_2_OVER_PI * 0.044715
+            u += _SQRT_2_OVER_PI
+            u *= x
+            t = xp.tanh(u, out=u)
             self.save_for_backward(x, t)
-            return 0.5 * x * (1.0 + t)
+            y = xp.add(t, 1.0, out=xp.empty_like(t))
+            y *= x
+            y *= 0.5                                                    # ½x(1 + t)
+            return y
         cdf = 0.5 * (1.0 + backend.erf(x * _INV_SQRT_2))
         self.save_for_backward(x, cdf)
         return x * cdf
@@ -187,8 +195,20 @@ class GELU(Function):
         xp = backend.get_array_module(gy)
         x, s = self.saved_tensors
         if self.approximate == "tanh":
-            du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
-            return gy * (0.5 * (1.0 + s) + 0.5 * x * (1.0 - s * s) * du)
+            # the formula of the docstring in two buffers (large temporaries cost more than
+            # the arithmetic): g = ½(1 + t + x(1 − t²)·du), du = √(2/π)(1 + 3·0.044715x²)
+            du = xp.square(x, out=xp.empty_like(x))
+            du *= _SQRT_2_OVER_PI * 3 * 0.044715
+            du += _SQRT_2_OVER_PI
+            g = xp.square(s, out=xp.empty_like(s))
+            xp.subtract(1.0, g, out=g)
+            g *= x
+            g *= du
+            g += s
+            g += 1.0
+            g *= 0.5
+            g *= gy
+            return g
         pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
         return gy * (s + x * pdf)
 

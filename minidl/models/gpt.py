@@ -68,11 +68,32 @@ class GPT(Module):
     def blocks(self) -> List[TransformerBlock]:
         return [getattr(self, f"block{i}") for i in range(self.config.n_layers)]
 
-    def features(self, ids: Any, caches: Optional[List[dict]] = None, start: int = 0) -> Tensor:
-        """The final hidden states h (batch, time, d_model), before the output layer."""
-        x = self.drop(self.pos(self.tok(ids), start))
+    def features(self, ids: Any, caches: Optional[List[dict]] = None, start: int = 0,
+                 padding_mask: Any = None) -> Tensor:
+        """The final hidden states h (batch, time, d_model), before the output layer.
+
+        ``padding_mask`` (batch, time) bool, True at real tokens: padding becomes invisible.
+        Real tokens attend only to real tokens (and each padding position to itself, so no
+        softmax row is empty) and count their positions from their text's first real token —
+        so a text's states do not depend on how much padding surrounds it, and its first
+        character sits at position 0 as every window did in pretraining.
+        """
+        positions = attn_mask = None
+        if padding_mask is not None:
+            if caches is not None:
+                raise ValueError("features: padding_mask cannot be combined with a key/value "
+                                 "cache (generation runs one unpadded text)")
+            real = backend.to_device_array(padding_mask, self.tok.W.device).astype(bool)
+            if real.shape != tuple(ids.shape):
+                raise ValueError(f"features: padding_mask must have the shape of ids "
+                                 f"{tuple(ids.shape)}, got {real.shape}")
+            xp = backend.get_array_module(real)
+            positions = xp.maximum(xp.cumsum(real, axis=1) - 1, 0)           # (B, T)
+            T = real.shape[1]
+            attn_mask = real[:, None, None, :] | xp.eye(T, dtype=bool)       # (B, 1, T, T)
+        x = self.drop(self.pos(self.tok(ids), start, positions))
         for i, block in enumerate(self.blocks):
-            x = block(x, None if caches is None else caches[i])
+            x = block(x, None if caches is None else caches[i], attn_mask)
         return self.ln_f(x)
 
     def forward(self, ids: Any, caches: Optional[List[dict]] = None, start: int = 0) -> Tensor:
@@ -158,8 +179,11 @@ class GPTClassifier(Module):
 
     Shape: ids (batch, time) with 0 as padding -> logits (batch, n_outputs).
     Pooling: the mean of the final hidden states over the non-padding positions and the state
-    of the last non-padding position, concatenated (2·d_model features). With pre-padded
-    inputs the last position is the text's last token.
+    of the last position, concatenated (2·d_model features). Inputs are pre-padded (as
+    ``pad_sequences`` does), so the last position is the text's last token. Padding is masked
+    out of the body (``GPT.features(padding_mask=…)``) and leading columns that are padding in
+    every row are dropped first: the logits of a text do not depend on its batch-mates or on
+    ``maxlen`` beyond its own length, and short batches cost less.
     """
 
     def __init__(self, body: GPT, n_outputs: int = 1, dropout: float = 0.1):
@@ -175,8 +199,15 @@ class GPTClassifier(Module):
         ids_data = ids.data if isinstance(ids, Tensor) else ids
         xp = backend.get_array_module(self.head.W.data)
         ids_data = backend.to_device_array(ids_data, self.head.W.device)
-        h = self.body.features(ids_data)                                # (B, T, d)
-        mask = (ids_data != 0).astype(h.dtype)[..., None]
+        if ids_data.ndim != 2:
+            raise ValueError(f"GPTClassifier expects ids of shape (batch, time), got "
+                             f"{tuple(ids_data.shape)}")
+        real = ids_data != 0
+        used = backend.to_numpy(real.any(axis=0))
+        first = int(used.argmax()) if used.any() else ids_data.shape[1] - 1
+        ids_data, real = ids_data[:, first:], real[:, first:]          # drop all-padding columns
+        h = self.body.features(ids_data, padding_mask=real)            # (B, T, d)
+        mask = real.astype(h.dtype)[..., None]
         count = xp.maximum(mask.sum(axis=1), 1.0)
         mean = (h * Tensor(mask)).sum(axis=1) * Tensor(1.0 / count)
         return F.concat([mean, h[:, -1, :]], axis=1)

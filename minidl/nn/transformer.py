@@ -40,6 +40,8 @@ class MultiHeadSelfAttention(Module):
     Linear(d_model, d_model).
     ``cache``: a dict that keeps the keys and values of earlier positions during generation,
     so each new token costs O(time) instead of re-running the whole prefix.
+    ``attn_mask``: boolean, broadcastable to (batch, heads, time, time), True where a query may
+    attend to a key; combined with the causal rule (both must allow).
     """
 
     def __init__(self, d_model: int, n_heads: int, causal: bool = True, dropout: float = 0.0,
@@ -58,7 +60,7 @@ class MultiHeadSelfAttention(Module):
         B, T, _ = x.shape
         return x.reshape(B, T, self.n_heads, self.d_model // self.n_heads).transpose(0, 2, 1, 3)
 
-    def forward(self, x: Tensor, cache: Optional[Cache] = None) -> Tensor:
+    def forward(self, x: Tensor, cache: Optional[Cache] = None, attn_mask: Any = None) -> Tensor:
         B, T, d = x.shape
         qkv = self.qkv(x)
         q, k, v = (self._heads(qkv[:, :, i * d:(i + 1) * d]) for i in range(3))
@@ -68,7 +70,7 @@ class MultiHeadSelfAttention(Module):
                 k = Tensor(xp.concatenate([cache["k"], k.data], axis=2))
                 v = Tensor(xp.concatenate([cache["v"], v.data], axis=2))
             cache["k"], cache["v"] = k.data, v.data
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask, is_causal=self.causal,
                                              dropout_p=self.dropout, training=self.training)
         out = out.transpose(0, 2, 1, 3).reshape(B, T, d)               # heads side by side
         return self.resid_dropout(self.proj(out))
@@ -113,8 +115,8 @@ class TransformerBlock(Module):
         self.mlp = MLP(d_model, d_hidden or 4 * d_model, dropout, proj_std=proj_std,
                        device=device)
 
-    def forward(self, x: Tensor, cache: Optional[Cache] = None) -> Tensor:
-        x = x + self.attn(self.ln1(x), cache)
+    def forward(self, x: Tensor, cache: Optional[Cache] = None, attn_mask: Any = None) -> Tensor:
+        x = x + self.attn(self.ln1(x), cache, attn_mask)
         return x + self.mlp(self.ln2(x))
 
 
@@ -122,7 +124,8 @@ class PositionalEmbedding(Module):
     """Learned absolute positions: row t of ``W`` is added to the token at position t.
 
     Shape: (batch, time, d) -> the same, for time ≤ max_length; ``start`` shifts the positions
-    (the first new token during cached generation).
+    (the first new token during cached generation); ``positions`` (batch, time) integers give
+    each token its own position instead (texts that start after some padding).
     """
 
     def __init__(self, max_length: int, d_model: int, init_std: float = 0.01,
@@ -132,7 +135,9 @@ class PositionalEmbedding(Module):
         self.max_length = max_length
         self.W = Parameter(init.normal((max_length, d_model), 0.0, init_std, "float32", device))
 
-    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+    def forward(self, x: Tensor, start: int = 0, positions: Any = None) -> Tensor:
+        if positions is not None:
+            return x + F.embedding(positions, self.W)
         T = x.shape[1]
         if start + T > self.max_length:
             raise ValueError(f"sequence of {start + T} positions is longer than the model's "
