@@ -17,6 +17,15 @@ The recipe of every large language model, small enough for a laptop:
   resumed from its checkpoint follows the same loss curve as one that never stopped.
 - A **budget** in steps (``--steps``) and/or minutes (``--minutes``); the cosine schedule is
   laid over ``--steps``.
+- **Data-parallel** under ``mpiexec -n N`` (``minidl.distributed``), with no other change to
+  the command: ``--batch`` stays the *global* batch. Every rank draws the same windows (the
+  batch generator is seeded from (seed, step) alone) and computes the gradient of its own
+  contiguous slice of them; the ranks average their gradients (weighted by slice sizes)
+  before clipping and the AdamW step, so N ranks take the step one process takes with the
+  whole batch, up to float round-off. Rank 0 evaluates, logs, prints (tokens/s of the whole
+  job) and writes checkpoints, which hold no trace of N: a run checkpointed by N ranks
+  resumes on M. Dropout masks are drawn per rank (rank 0's are those of a single process),
+  so with dropout the N-rank run is the same training in distribution, not bit for bit.
 
 The run folder holds ``config.json``, ``vocab.json``, ``checkpoint.npz`` and ``log.jsonl``;
 ``export`` turns it into the small float16 file that ships inside minidl
@@ -36,13 +45,14 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 import minidl as md
-from minidl import backend, optim
+from minidl import backend, distributed, optim
 from minidl.data import load_peoples_daily, load_reviews, split_corpus, tokenizer_from_json
 from minidl.data.vocabulary import build_char_vocabulary, encode_stream, vocabulary_size
 from minidl.models import pretrained
 from minidl.models.gpt import GPT, GPTConfig
 
 REVIEW_SPLIT_SEED = 0  # the one review split every minidl application uses
+DROPOUT_RANK_STRIDE = 2 ** 40  # rank r draws dropout masks from seed + r · stride
 
 
 @dataclass
@@ -89,6 +99,14 @@ def sample_batch(streams: List[np.ndarray], weights: List[float], batch: int, le
     return np.stack(rows).astype(np.int64)
 
 
+def _check_batch_splits(cfg: PretrainConfig, world_size: int) -> None:
+    """Every rank needs at least one window of each batch."""
+    if cfg.batch < world_size:
+        raise ValueError(f"--batch {cfg.batch} cannot be shared by {world_size} ranks: each "
+                         f"rank computes on a slice of every batch, so the batch needs at "
+                         f"least {world_size} windows")
+
+
 # ----------------------------------------------------------------------------- schedule
 def learning_rate(step: int, cfg: PretrainConfig) -> float:
     """Linear warmup to ``lr`` over ``warmup`` steps, then cosine decay to
@@ -112,60 +130,85 @@ def make_optimizer(model: GPT, cfg: PretrainConfig) -> optim.AdamW:
 
 # ----------------------------------------------------------------------------- the run
 class Run:
-    """A pretraining run in a folder: created fresh, or resumed from its checkpoint."""
+    """A pretraining run in a folder: created fresh, or resumed from its checkpoint.
+
+    ``comm``: the data-parallel job (default ``minidl.distributed.init()``: the ranks of
+    ``mpiexec -n N``, or this process alone). Rank 0 reads and writes the folder and sends
+    the configuration, vocabulary and checkpoint to the other ranks, so they need no access
+    to it.
+    """
 
     def __init__(self, folder: str, cfg: Optional[PretrainConfig] = None, device: str = "cpu",
-                 texts: Optional[Dict[str, List[str]]] = None, verbose: int = 1):
-        self.folder, self.device, self.verbose = folder, device, verbose
-        os.makedirs(folder, exist_ok=True)
+                 texts: Optional[Dict[str, List[str]]] = None, verbose: int = 1,
+                 comm: Optional[distributed.Communicator] = None):
+        self.folder, self.device = folder, device
+        self.comm = comm if comm is not None else distributed.init()
+        self.main = self.comm.rank == 0
+        self.verbose = verbose if self.main else 0
         config_path = os.path.join(folder, "config.json")
-        resuming = os.path.exists(os.path.join(folder, "checkpoint.npz"))
-        if resuming:
-            with open(config_path, encoding="utf-8") as f:
-                saved = PretrainConfig(**json.load(f))
-            if cfg is not None:  # a resumed run may only get a longer budget
-                saved.steps = cfg.steps
-            cfg = saved
-        cfg = cfg or PretrainConfig()
-        self.cfg = cfg
-        texts = texts or corpora()
         vocab_path = os.path.join(folder, "vocab.json")
-        if resuming:
-            with open(vocab_path, encoding="utf-8") as f:
-                self.tokenizer = tokenizer_from_json(f.read())
-        else:
-            self.tokenizer = build_char_vocabulary(texts["corpus_train"] + texts["reviews_train"],
-                                              cfg.vocab)
-            _write_text(vocab_path, self.tokenizer.to_json(ensure_ascii=False))
+        resuming, vocab, state = False, "", None
+        if self.main:
+            os.makedirs(folder, exist_ok=True)
+            resuming = os.path.exists(self._checkpoint_path())
+            if resuming:
+                with open(config_path, encoding="utf-8") as f:
+                    saved = PretrainConfig(**json.load(f))
+                if cfg is not None:  # a resumed run may only get a longer budget
+                    saved.steps = cfg.steps
+                cfg = saved
+                with open(vocab_path, encoding="utf-8") as f:
+                    vocab = f.read()
+                state = md.load(self._checkpoint_path())
+        cfg = cfg or PretrainConfig()
+        texts = texts or corpora()
+        if self.main and not resuming:
+            vocab = build_char_vocabulary(texts["corpus_train"] + texts["reviews_train"],
+                                          cfg.vocab).to_json(ensure_ascii=False)
+            _write_text(vocab_path, vocab)
             _write_text(config_path, json.dumps(asdict(cfg), indent=2))
+        if self.comm.world_size > 1:   # rank 0's run, on every rank
+            shared = self.comm.broadcast_object(
+                {"cfg": asdict(cfg), "vocab": vocab, "state": state} if self.main else None)
+            cfg, vocab, state = PretrainConfig(**shared["cfg"]), shared["vocab"], \
+                shared["state"]
+            _check_batch_splits(cfg, self.comm.world_size)
+        self.cfg = cfg
+        self.tokenizer = tokenizer_from_json(vocab)
         self.streams = {name: encode_stream(self.tokenizer, t) for name, t in texts.items()}
         md.manual_seed(cfg.seed)
         self.model = GPT(GPTConfig(vocab_size=vocabulary_size(self.tokenizer), **cfg.model))
         self.model.to(device)
         self.optimizer = make_optimizer(self.model, cfg)
         self.step, self.tokens, self.seconds = 0, 0, 0.0
-        if resuming:
-            self._load()
+        if state is not None:
+            self._restore(state)
+        # after the restore, so rank 0's weights are the ones every rank starts from
+        self.parallel = distributed.DistributedDataParallel(self.model, self.comm)
 
     # -- checkpoints
     def _checkpoint_path(self) -> str:
         return os.path.join(self.folder, "checkpoint.npz")
 
     def save(self) -> None:
+        """Write the checkpoint (rank 0 only: every rank holds the same weights and state)."""
+        if not self.main:
+            return
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "step": self.step, "tokens": self.tokens, "seconds": self.seconds}
         md.save(state, self._checkpoint_path())
         if self.cfg.keep_every and self.step % self.cfg.keep_every == 0:
             md.save(state, os.path.join(self.folder, f"checkpoint-{self.step:06d}.npz"))
 
-    def _load(self) -> None:
-        state = md.load(self._checkpoint_path())
+    def _restore(self, state: Dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.tokens = int(state["step"]), int(state["tokens"])
         self.seconds = float(state["seconds"])
 
     def log(self, record: Dict[str, Any]) -> None:
+        if not self.main:
+            return
         with open(os.path.join(self.folder, "log.jsonl"), "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -176,44 +219,63 @@ class Run:
                 for name in ("corpus", "reviews")}
 
     # -- training
-    def train_step(self) -> float:
-        """One optimizer step at ``self.step``; every random draw is seeded from (seed, step)."""
-        cfg, model = self.cfg, self.model
+    def train_step(self, deadline: Optional[float] = None) -> float:
+        """One optimizer step at ``self.step``; every random draw is seeded from (seed, step).
+        Returns the loss of the whole (global) batch.
+
+        In a job of N ranks, every rank draws the same global batch and computes on its
+        slice (``distributed.shard_bounds``); the gradients are averaged, weighted by slice
+        size, before clipping. ``deadline`` (``time.monotonic()`` seconds): when it has passed
+        at the end of this step's computation, ``self.stopping`` becomes True — on every rank
+        as soon as it has passed on one, so that no rank waits in a step the others never
+        take.
+        """
+        cfg, model, comm = self.cfg, self.model, self.comm
         rng = np.random.default_rng([cfg.seed, self.step])
-        md.manual_seed(cfg.seed * 1_000_003 + self.step)               # dropout masks
+        seed = cfg.seed * 1_000_003 + self.step       # dropout masks: rank 0's = one process's
+        md.manual_seed(seed + comm.rank * DROPOUT_RANK_STRIDE)
         streams = [self.streams["corpus_train"], self.streams["reviews_train"]]
         weights = [1.0 - cfg.review_weight, cfg.review_weight]
         length = model.config.context_length + 1
+        start, stop_row = distributed.shard_bounds(cfg.batch, comm.rank, comm.world_size)
+        share = (stop_row - start) / cfg.batch          # 1.0 for one process
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.step, cfg)
         self.optimizer.zero_grad()
         total = 0.0
         for _ in range(cfg.accumulate):
-            ids = backend.to_device(sample_batch(streams, weights, cfg.batch, length, rng),
-                                    self.device)
+            batch = sample_batch(streams, weights, cfg.batch, length, rng)[start:stop_row]
+            ids = backend.to_device(batch, self.device)
             loss = model.loss(ids[:, :-1], ids[:, 1:]) * (1.0 / cfg.accumulate)
             loss.backward()
-            total += float(loss.item())
+            total += float(loss.item()) * share
+        self.stopping = deadline is not None and time.monotonic() >= deadline
+        if comm.world_size > 1:
+            self.parallel.sync_gradients(weight=stop_row - start)
+            total, wishes = comm.all_reduce(
+                backend.host_array([total, float(self.stopping)], dtype="float64"), "sum")
+            self.stopping = bool(wishes > 0)
         optim.clip_grad_norm(model.parameters(), cfg.clip)
         self.optimizer.step()
         self.step += 1
         self.tokens += cfg.batch * cfg.accumulate * model.config.context_length
-        return total
+        return float(total)
 
     def train(self, minutes: Optional[float] = None) -> Dict[str, Any]:
         """Train until ``cfg.steps`` or the time budget; checkpoint and log along the way."""
         cfg = self.cfg
         deadline = None if minutes is None else time.monotonic() + 60.0 * minutes
-        if self.step == 0:
+        if self.step == 0 and self.main:
             self.log({"step": 0, "tokens": 0, "seconds": 0.0, **self._ppl_record()})
         losses: List[float] = []
         started, start_step = time.monotonic(), self.step
         try:
-            while self.step < cfg.steps and (deadline is None or time.monotonic() < deadline):
+            self.stopping = minutes is not None and minutes <= 0
+            while self.step < cfg.steps and not self.stopping:
                 t0 = time.monotonic()
-                losses.append(self.train_step())
+                losses.append(self.train_step(deadline))
                 self.seconds += time.monotonic() - t0
-                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                if self.main and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
                     self.log({"step": self.step, "tokens": self.tokens,
                               "seconds": round(self.seconds, 1),
                               "loss": float(np.mean(losses[-cfg.eval_every:])),
@@ -242,9 +304,10 @@ class Run:
         if deadline is not None:
             remaining = min(remaining, max(0.0, deadline - time.monotonic()))
         loss = float(np.mean(losses[-50:]))
+        ranks = f" on {self.comm.world_size} ranks" if self.comm.world_size > 1 else ""
         print(f"\rstep {self.step}/{self.cfg.steps}  loss {loss:.3f}  "
-              f"lr {learning_rate(self.step - 1, self.cfg):.2e}  {tokens_per_s:,.0f} tok/s  "
-              f"elapsed {_clock(elapsed)}  ETA {_clock(remaining)}  ",
+              f"lr {learning_rate(self.step - 1, self.cfg):.2e}  "
+              f"{tokens_per_s:,.0f} tok/s{ranks}  elapsed {_clock(elapsed)}  ETA {_clock(remaining)}  ",
               end="", file=sys.stderr, flush=True)
 
 
@@ -392,7 +455,15 @@ def config_from_arguments(args) -> PretrainConfig:
 
 
 def main(args) -> int:
-    """``minidl pretrain OUT ...``: start or resume a run; print where it stands at the end."""
+    """``minidl pretrain OUT ...``: start or resume a run; print where it stands at the end.
+    Under ``mpiexec -n N`` the same command trains data-parallel on N ranks (rank 0 prints and
+    writes; an error on any rank ends the whole job at once)."""
+    if distributed.is_launched():
+        if args.scaling or args.export:
+            raise ValueError("--export and --scaling run in one process: start them without "
+                             "mpiexec")
+        with distributed.abort_on_error("minidl pretrain: "):
+            return _train(args)
     if args.scaling:
         from minidl.apps.scaling import measure
         result = measure(args.out)
@@ -403,12 +474,24 @@ def main(args) -> int:
         print(f"wrote {args.export}: step {provenance['steps']}, held-out perplexity "
               f"{provenance['held_out_perplexity']}")
         return 0
+    return _train(args)
+
+
+def _train(args) -> int:
     cfg = config_from_arguments(args)
     run = Run(args.out, cfg, device=args.device)
+    if not run.main:
+        run.train(minutes=args.minutes)
+        return 0
+    ranks = run.comm.world_size
+    command = "minidl pretrain " + " ".join(sys.argv[2:])
+    if ranks > 1:
+        command = f"mpiexec -n {ranks} {command}"
     with open(os.path.join(args.out, "commands.txt"), "a", encoding="utf-8") as f:
-        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {run.step}: "
-                f"minidl pretrain {' '.join(sys.argv[2:])}\n")
-    print(f"pretraining {run.model.num_parameters():,} parameters on {args.device}, "
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} step {run.step}: {command}\n")
+    where = args.device if ranks == 1 else \
+        f"{ranks} ranks ({args.device}, {run.comm.engine}; batch {run.cfg.batch} split over them)"
+    print(f"pretraining {run.model.num_parameters():,} parameters on {where}, "
           f"vocabulary {run.model.config.vocab_size}, from step {run.step} of {run.cfg.steps}; "
           f"corpus {len(run.streams['corpus_train']):,} + reviews "
           f"{len(run.streams['reviews_train']):,} training characters", file=sys.stderr)

@@ -18,6 +18,7 @@ import sys
 import warnings
 from typing import IO, Any, Dict, Iterable, List, Optional
 
+from minidl.distributed import is_main_process
 from minidl.io import save, save_checkpoint
 from minidl.training.progress import Progbar
 
@@ -286,7 +287,8 @@ class ModelCheckpoint(Callback):
     ``model.load_state_dict(md.load(path))`` or Keras' ``load_weights``); ``False`` writes
     ``md.save_checkpoint`` — weights, optimizer state and epoch, to resume training.
     ``save_best_only``: write only when ``monitor`` improves (``mode`` as ``EarlyStopping``),
-    starting from ``initial_value_threshold`` if given.
+    starting from ``initial_value_threshold`` if given. In a data-parallel job (``mpiexec``)
+    only rank 0 writes.
     """
 
     def __init__(self, filepath: str, monitor: str = "val_loss", verbose: int = 0,
@@ -319,6 +321,10 @@ class ModelCheckpoint(Callback):
             self._save(epoch, logs)
 
     def _save(self, epoch: int, logs: Logs, batch: Optional[int] = None) -> None:
+        """Decide and write. In a data-parallel job only rank 0 does (the ranks hold the same
+        weights)."""
+        if not is_main_process():
+            return
         logs = logs or {}
         fields = {"epoch": epoch + 1, **logs} if batch is None else \
             {"epoch": epoch + 1, "batch": batch + 1, **logs}

@@ -21,6 +21,18 @@ are those of the last good batch) with one ``NonFiniteLossWarning`` naming the e
 batch — Keras trains on with ``nan`` unless given ``TerminateOnNaN``. An out-of-range or
 non-integer class label is reported by its index in the ``y`` you passed, with your dtype.
 Ctrl-C ends the progress-bar line and leaves the model usable, in the mode it was in.
+
+Data-parallel: started under ``mpiexec -n N`` (``minidl.distributed``), ``fit`` trains on N
+ranks with no change to the call. ``batch_size`` stays the *global* batch: rank 0 draws each
+epoch's order (the draw one process makes) and sends it to all ranks; each rank computes on
+its part of every batch (``distributed.shard_batches``), and the gradients are averaged,
+weighted by the parts' sizes, before each step — so N ranks take the steps of one process, up
+to float round-off (without dropout; with it, each rank draws its own masks). This assumes
+the loss is a mean over samples, as minidl's losses are by default. The logged loss and
+metrics are those of the whole batch and epoch (one small all-reduce per batch), so callbacks
+decide alike on every rank; validation is shared out and its sums added up. Only rank 0
+shows progress and writes ``ModelCheckpoint`` files. Optimizer state is not sent: build or
+load it the same way on every rank. ``data_parallel=False`` trains each rank on its own.
 """
 from __future__ import annotations
 
@@ -30,7 +42,9 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 import numpy as np
 
+from minidl import backend, distributed
 from minidl.autograd import Tensor, no_grad
+from minidl.backend.communicator import Communicator
 from minidl.data.loader import ArrayDataset, DataLoader
 from minidl.data.validation import check_data
 from minidl.functions.indices import IndexOutOfRangeError, NonIntegerIndexError
@@ -94,6 +108,57 @@ def _batches(model: Any, arrays: tuple, batch_size: int, shuffle: bool = False) 
                       shuffle=shuffle, device=model.device)
 
 
+class _ShardedBatches:
+    """This rank's part of each global batch of ``batch_size`` samples, as Tensors on the
+    model's device (data-parallel ``fit``). The epoch's order is rank 0's draw from minidl's
+    generator (as ``DataLoader`` draws it), broadcast to all ranks. A rank's part of a short
+    last batch may be empty; every rank yields the same number of batches."""
+
+    def __init__(self, model: Any, arrays: tuple, batch_size: int, shuffle: bool,
+                 comm: Communicator):
+        dtype = _float_dtype(model)
+        self.arrays = tuple(_in_model_dtype(a, dtype) for a in arrays)
+        self.batch_size, self.shuffle, self.comm = batch_size, shuffle, comm
+        self.device = model.device
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.arrays[0]) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.arrays[0])
+        order = np.arange(n)
+        if self.shuffle:
+            order = self.comm.broadcast_object(backend.permutation(n) if self.comm.rank == 0
+                                               else None)
+        for indices in distributed.shard_batches(order, self.batch_size, self.comm.rank,
+                                                 self.comm.world_size):
+            yield tuple(Tensor(backend.to_device(np.ascontiguousarray(a[indices]), self.device))
+                        for a in self.arrays)
+
+
+def _data_parallel_comm(data_parallel: Optional[bool]) -> Optional[Communicator]:
+    """The job's communicator when ``fit`` should train data-parallel, else None."""
+    if data_parallel is False or (data_parallel is None and not distributed.is_launched()):
+        return None
+    comm = distributed.init()
+    return comm if comm.world_size > 1 else None
+
+
+def _summed_over_ranks(comm: Communicator, means: "RunningMeans",
+                       names: List[str]) -> "RunningMeans":
+    """``means`` with the totals and counts of every rank added up (``names`` in order; a
+    rank that has none of a name adds zeros)."""
+    vector = backend.host_array([value for name in names for value in
+                                 (means.totals.get(name, 0.0), means.counts.get(name, 0))],
+                                dtype="float64")
+    comm.all_reduce(vector, "sum")
+    summed = RunningMeans()
+    for i, name in enumerate(names):
+        if vector[2 * i + 1] > 0:
+            summed.add(name, float(vector[2 * i]), int(vector[2 * i + 1]))
+    return summed
+
+
 def _located(error: Exception, data: np.ndarray, name: str, offset: int = 0) -> Exception:
     """``error`` of a bad index inside a (shuffled) batch, told again with the index of its
     value in the user's ``data`` (``name``; row i of data is row offset + i there) and the
@@ -144,6 +209,11 @@ class RunningMeans:
     def result(self) -> Dict[str, float]:
         return {name: self.totals[name] / max(self.counts[name], 1) for name in self.totals}
 
+    def merge(self, other: "RunningMeans") -> None:
+        """Add the totals and counts of ``other``."""
+        for name in other.totals:
+            self.add(name, other.totals[name], other.counts[name])
+
 
 def _callback_list(callbacks: Optional[Iterable[Callback]], model: Any, optimizer: Any,
                    params: Dict[str, Any], stream: Any, add_history: bool) -> CallbackList:
@@ -162,7 +232,8 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
         *, batch_size: int = 32, epochs: int = 1, verbose: int = 1,
         callbacks: Optional[Iterable[Callback]] = None, validation_split: float = 0.0,
         validation_data: Optional[tuple] = None, shuffle: bool = True, initial_epoch: int = 0,
-        metrics: Metrics = None, stream: Any = None) -> History:
+        metrics: Metrics = None, stream: Any = None,
+        data_parallel: Optional[bool] = None) -> History:
     """Train ``model`` on ``(x, y)`` for ``epochs`` epochs; returns the ``History``.
 
     Shape: x (n, ...) and y (n, ...) — any arrays the model and loss accept, one sample per row.
@@ -172,6 +243,8 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
     callback sets ``model.stop_training = True``, and when the loss becomes NaN or infinite:
     that batch's update is not made, and a ``NonFiniteLossWarning`` names the epoch and batch.
     The model is left in the mode it was in (also after Ctrl-C).
+    ``data_parallel``: None trains data-parallel when started under ``mpiexec -n N`` (N > 1;
+    see the module docstring), False never.
     """
     batch_size = _check_batch_size(batch_size)
     x, y = check_data(x, y)
@@ -187,11 +260,19 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
         y_val_name, y_val_offset = "y", len(x)  # the last samples of the user's y
     n = len(x)
     steps = math.ceil(n / batch_size)
+    comm = _data_parallel_comm(data_parallel)
+    if comm is not None and comm.rank != 0:
+        verbose = 0                                  # rank 0 shows the progress
     callbacks = _callback_list(callbacks, model, optimizer,
                                {"verbose": verbose, "epochs": epochs, "steps": steps}, stream,
                                add_history=True)
     history = next(c for c in callbacks.callbacks if isinstance(c, History))
-    batches = _batches(model, (x, y), batch_size, shuffle)  # reshuffled at each epoch
+    parallel, names = None, ["loss", *(metrics or {})]
+    if comm is None:
+        batches: Any = _batches(model, (x, y), batch_size, shuffle)  # reshuffled each epoch
+    else:
+        parallel = distributed.DistributedDataParallel(model, comm)  # rank 0's weights
+        batches = _ShardedBatches(model, (x, y), batch_size, shuffle, comm)
     if validation is not None:  # cast once, not at every epoch
         dtype = _float_dtype(model)
         validation = tuple(_in_model_dtype(a, dtype) for a in validation) + validation[1:]
@@ -206,15 +287,25 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
             means = RunningMeans()
             for step, (xb, yb) in enumerate(batches):
                 callbacks.on_train_batch_begin(step)
-                prediction = model(xb)
-                try:
-                    loss = loss_fn(prediction, yb)
-                except (IndexOutOfRangeError, NonIntegerIndexError) as error:
-                    raise _located(error, y, "y") from None
-                loss_value = float(loss.item())
+                if len(yb):  # a rank's part of a short last batch may be empty
+                    prediction = model(xb)
+                    try:
+                        loss = loss_fn(prediction, yb)
+                    except (IndexOutOfRangeError, NonIntegerIndexError) as error:
+                        raise _located(error, y, "y") from None
+                    loss_value = float(loss.item())
+                if parallel is not None:  # the whole batch's loss and metrics, on every rank
+                    batch_means = RunningMeans()
+                    if len(yb):
+                        batch_means.update(loss, prediction, yb, metrics, loss_value)
+                    batch_means = _summed_over_ranks(comm, batch_means, names)
+                    loss_value = batch_means.result().get("loss", math.nan)
                 if math.isfinite(loss_value):
                     optimizer.zero_grad()
-                    loss.backward()
+                    if len(yb):
+                        loss.backward()
+                    if parallel is not None:
+                        parallel.sync_gradients(weight=len(yb))
                     optimizer.step()
                 else:
                     warnings.warn(f"fit: the loss is {loss_value} at epoch {epoch + 1}/{epochs}, "
@@ -224,14 +315,18 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
                                   f"(optim.clip_grad_norm) or check the data and the loss.",
                                   NonFiniteLossWarning, stacklevel=2)
                     model.stop_training = True
-                means.update(loss, prediction, yb, metrics, loss_value)
+                if parallel is None:
+                    means.update(loss, prediction, yb, metrics, loss_value)
+                else:
+                    means.merge(batch_means)
                 callbacks.on_train_batch_end(step, means.result())
                 if model.stop_training:
                     break
             epoch_logs = means.result()
             if validation is not None:
                 val_logs = _evaluate(model, loss_fn, validation[0], validation[1], batch_size,
-                                     metrics, callbacks, validation[2], y_val_name, y_val_offset)
+                                     metrics, callbacks, validation[2], y_val_name, y_val_offset,
+                                     comm)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callbacks.on_epoch_end(epoch, epoch_logs)
             if model.stop_training:
@@ -247,9 +342,17 @@ def fit(model: Any, loss_fn: Callable[[Tensor, Tensor], Tensor], optimizer: Any,
 
 def _evaluate(model: Any, loss_fn: Callable, x: np.ndarray, y: np.ndarray, batch_size: int,
               metrics: Metrics, callbacks: CallbackList, y_user: Optional[np.ndarray] = None,
-              y_name: str = "y", y_offset: int = 0) -> Dict[str, float]:
+              y_name: str = "y", y_offset: int = 0,
+              comm: Optional[Communicator] = None) -> Dict[str, float]:
     """The mean loss and metrics over ``(x, y)`` in evaluation mode, without a graph; a bad
-    label is named as row ``y_offset + i`` of the user's ``y_name`` (``y_user``, default y)."""
+    label is named as row ``y_offset + i`` of the user's ``y_name`` (``y_user``, default y).
+    With ``comm``, each rank evaluates its contiguous share of the rows and the sums are
+    added up over the ranks."""
+    if comm is not None:
+        start, stop = distributed.shard_bounds(len(x), comm.rank, comm.world_size)
+        if y_user is None:  # a bad label is then looked up in this rank's rows of y
+            y_offset += start
+        x, y = x[start:stop], y[start:stop]
     was_training = model.training
     model.eval()
     means = RunningMeans()
@@ -271,6 +374,8 @@ def _evaluate(model: Any, loss_fn: Callable, x: np.ndarray, y: np.ndarray, batch
         raise
     finally:
         model.train(was_training)
+    if comm is not None:
+        means = _summed_over_ranks(comm, means, ["loss", *(metrics or {})])
     logs = means.result()
     callbacks.on_test_end(logs)
     return logs
