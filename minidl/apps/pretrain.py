@@ -145,6 +145,8 @@ class Run:
         self.comm = comm if comm is not None else distributed.init()
         self.main = self.comm.rank == 0
         self.verbose = verbose if self.main else 0
+        if cfg is not None:
+            _check_batch_splits(cfg, self.comm.world_size)
         config_path = os.path.join(folder, "config.json")
         vocab_path = os.path.join(folder, "vocab.json")
         resuming, vocab, state = False, "", None
