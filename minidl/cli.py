@@ -62,7 +62,7 @@ def demo(args: argparse.Namespace) -> int:
         backend.array_module_for(args.device)
         run(size=args.size, seed=args.seed, device=args.device, out=args.out,
             verbose=args.verbose, pretrain=args.pretrain, minutes=args.minutes,
-            checkpoint=args.checkpoint, weights=args.weights)
+            checkpoint=args.checkpoint, weights=args.weights, workers=args.workers)
     except (backend.DeviceError, DemoError, DatasetNotAvailableError, ValueError) as error:
         print(f"minidl demo: {error}", file=sys.stderr)
         return 2
@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="minidl-out", help="folder for metrics, plots and the "
                                                        "classifier bundle")
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes training models side by side (default: one per core on "
+                        "the CPU, one on a GPU); the numbers do not depend on it")
     p.add_argument("--pretrain", action="store_true",
                    help="pretrain a new model inside the demo instead of the shipped one")
     p.add_argument("--minutes", type=float, default=5.0, help="budget of --pretrain")

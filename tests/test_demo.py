@@ -46,7 +46,7 @@ def test_demo_runs_every_method_and_writes_metrics_plots_and_a_bundle(tiny_weigh
     out = str(tmp_path / "out")
     results = run(size="tiny", out=out, checkpoint="tiny", weights=tiny_weights, verbose=1)
     printed = capsys.readouterr().out
-    assert "stage 1 of" in printed and "ETA" in printed
+    assert "[1 of " in printed and "ETA" in printed
     methods = {r["method"] for r in results["rows"]}
     assert methods == {"tfidf", "probe", "lora", "full", "scratch", "lstm"}
     row = results["rows"][0]
@@ -75,6 +75,7 @@ def test_bundle_predictions_equal_the_demo_models(tiny_weights, tmp_path):
     import minidl as md
     loaded = md.pretrained.load("tiny", folder=tiny_weights)
     model = GPTClassifier(loaded.model)
+    model.head.W.data[...] = np.random.default_rng(0).standard_normal(model.head.W.shape)
     model.eval()
     save_bundle(str(tmp_path / "b"), model, loaded.tokenizer, 24, {})
     bundle = load_bundle(str(tmp_path / "b"))
@@ -117,10 +118,11 @@ def test_label_subsets_are_stratified_and_fixed_by_the_seed():
     assert len(subset(labels, "all", seed=0)) == 1000
 
 
-def test_same_seed_same_numbers(tiny_weights, tmp_path):
+def test_same_seed_same_numbers_in_one_process_or_two(tiny_weights, tmp_path):
     from minidl.apps.demo import run
-    first, second = (run(size="tiny", seed=3, out=str(tmp_path / name), checkpoint="tiny",
-                         weights=tiny_weights, verbose=0) for name in ("a", "b"))
+    first, second = (run(size="tiny", seed=3, out=str(tmp_path / str(workers)),
+                         checkpoint="tiny", weights=tiny_weights, verbose=0, workers=workers)
+                     for workers in (1, 2))
     keep = lambda rows: [{k: v for k, v in r.items() if k.startswith(("val_", "test_"))}
                          for r in rows]
     assert keep(first["rows"]) == keep(second["rows"])
@@ -157,3 +159,20 @@ def test_batches_by_length_give_results_in_the_original_order():
     out = by_length(ids, 2, fn)
     np.testing.assert_array_equal(out, np.stack([ids.sum(axis=1), ids[:, -1]], axis=1))
     assert seen == [1, 2, 3]                  # short texts together: batches grow in length
+
+
+def _square_or_fail(x):
+    if x < 0:
+        raise ValueError(f"negative job {x}")
+    return x * x
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_jobs_return_in_their_order_and_raise_a_failure(workers):
+    from minidl.apps.jobs import run_jobs
+    seen = []
+    out = run_jobs(_square_or_fail, [3, 1, 2], workers, lambda i, r: seen.append((i, r)),
+                   order=[2, 0, 1])
+    assert out == [9, 1, 4] and sorted(seen) == [(0, 9), (1, 1), (2, 4)]
+    with pytest.raises(ValueError, match="negative job -1"):
+        run_jobs(_square_or_fail, [1, -1, 2], workers)

@@ -18,6 +18,14 @@ def ids(shape, vocab=11, seed=0):
     return np.random.default_rng(seed).integers(1, vocab, shape)
 
 
+def classifier(body, seed=1):
+    """A GPTClassifier with a random head (a fresh head is zero: its logits would not depend
+    on the body at all, and tests of the body through it could not fail)."""
+    clf = GPTClassifier(body, n_outputs=1, dropout=0.0)
+    clf.head.W.data[...] = np.random.default_rng(seed).standard_normal(clf.head.W.shape)
+    return clf
+
+
 def test_logits_have_one_row_per_position_and_token():
     model = tiny_gpt()
     assert model(ids((3, 5))).shape == (3, 5, 11)
@@ -106,8 +114,7 @@ def test_state_dict_round_trip_rebuilds_the_same_model(tmp_path):
 
 
 def test_classifier_pools_only_real_tokens():
-    body = tiny_gpt()
-    clf = GPTClassifier(body, n_outputs=1, dropout=0.0)
+    clf = classifier(tiny_gpt())
     x = np.array([[0, 0, 3, 4], [5, 6, 7, 8]])
     assert clf(x).shape == (2, 1)
     clf.eval()
@@ -130,7 +137,7 @@ def test_padding_is_invisible_to_the_real_tokens():
 
 
 def test_classifier_logits_do_not_depend_on_padding_or_batch_mates():
-    clf = GPTClassifier(tiny_gpt(), n_outputs=1, dropout=0.0)
+    clf = classifier(tiny_gpt())
     clf.eval()
     with md.no_grad():
         short = clf(np.array([[3, 4]])).numpy()
@@ -141,12 +148,19 @@ def test_classifier_logits_do_not_depend_on_padding_or_batch_mates():
 
 
 def test_classifier_gradcheck_with_padding():
-    clf = GPTClassifier(tiny_gpt(), n_outputs=1, dropout=0.0).astype("float64")
+    clf = classifier(tiny_gpt()).astype("float64")
     x = np.array([[0, 0, 3, 4], [0, 5, 6, 7], [1, 2, 3, 4]])
     params = {k: v for k, v in clf.named_parameters() if k in (
         "body.tok.W", "body.pos.W", "body.block0.attn.qkv.W", "head.W")}
     upstream = randn(3, 1, seed=4, requires_grad=False)           # a random cotangent
     assert md.gradcheck(lambda: (clf(x) * upstream).sum(), wrt=params)
+
+
+def test_a_fresh_classifier_head_starts_at_loss_ln2():
+    clf = GPTClassifier(tiny_gpt(), n_outputs=1)
+    x, y = ids((4, 5)), md.tensor(np.array([[0.0], [1.0], [1.0], [0.0]]))
+    loss = md.functions.binary_cross_entropy_with_logits(clf(x), y)
+    assert abs(loss.item() - np.log(2)) < 1e-6
 
 
 def test_padding_mask_is_checked():

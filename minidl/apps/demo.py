@@ -36,8 +36,10 @@ import numpy as np
 import minidl as md
 from minidl.apps import bundle as bundle_app
 from minidl.apps import finetune as ft
+from minidl.apps.jobs import default_workers, run_jobs
 from minidl.apps.pretrain import REVIEW_SPLIT_SEED
 from minidl.data.vocabulary import encode_texts
+from minidl.models.gpt import GPT, GPTClassifier
 
 CHECKPOINT = "gpt-zh-char-small"
 METHODS = ("tfidf", "probe", "lora", "full", "scratch", "lstm")
@@ -78,10 +80,11 @@ SIZES = {
 }
 
 RECIPE = ft.Recipe()
+DEFAULT_TRIALS = {"full": "full fine-tune (default: body lr 1e-4)", "lora": "LoRA (default: r 8)"}
 TRIALS = [  # the improvement loop: one change at a time from the default recipes
-    ("full", "full fine-tune (default: body lr 1e-4)", {}),
+    ("full", DEFAULT_TRIALS["full"], {}),
     ("full", "full fine-tune, body lr 3e-4", {"lr_body": 3e-4}),
-    ("lora", "LoRA (default: r 8)", {}),
+    ("lora", DEFAULT_TRIALS["lora"], {}),
     ("lora", "LoRA r 16, α 32", {"lora_r": 16, "lora_alpha": 32.0}),
 ]
 
@@ -120,17 +123,68 @@ def subset(labels: np.ndarray, budget: Any, seed: int) -> np.ndarray:
 
 
 class Progress:
-    """'stage k of n' lines with an overall ETA, from a cost estimate of every stage."""
+    """'stage k of n' lines with an overall ETA, from a cost estimate of every stage (stages
+    may finish in any order when they run in parallel)."""
 
-    def __init__(self, costs: List[float]):
-        self.costs, self.start = costs, time.perf_counter()
+    def __init__(self, costs: List[float], verbose: int = 1):
+        self.costs, self.start, self.done = costs, time.perf_counter(), 0.0
+        self.finished, self.verbose = 0, verbose
 
     def stage(self, k: int, what: str) -> None:
+        """Stage ``k`` has finished (``what`` it was)."""
+        self.finished += 1
+        self.done += self.costs[k]
         elapsed = time.perf_counter() - self.start
-        spent = sum(self.costs[:k])
-        eta = elapsed / spent * (sum(self.costs) - spent) if spent else float("nan")
-        eta_text = f"ETA {eta / 60:.1f} min" if spent else "ETA …"
-        _say(f"[stage {k + 1} of {len(self.costs)}, {elapsed / 60:.1f} min, {eta_text}] {what}")
+        left = sum(self.costs) - self.done
+        eta = f"ETA {elapsed / self.done * left / 60:.1f} min" if self.done else "ETA …"
+        if self.verbose:
+            _say(f"[{self.finished} of {len(self.costs)} done, {elapsed / 60:.1f} min, {eta}] {what}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One neural training run of the demo: a method at a budget on one label subset, with
+    the default recipe (``trial`` None) or a recipe of the improvement loop."""
+
+    budget: Any
+    subset: int
+    method: str
+    trial: Optional[str] = None
+    change: Tuple[Tuple[str, Any], ...] = ()
+
+    @property
+    def keep(self) -> bool:
+        """Whether the weights come back: a candidate of the improvement loop."""
+        return self.trial is not None
+
+
+# What the worker processes need, set by ``run`` before they fork (see apps/jobs.py).
+_SHARED: Dict[str, Any] = {}
+
+
+def _train_and_score(job: Job) -> Dict[str, Any]:
+    """Train ``job``'s model and score it on validation and test: a row of the results."""
+    c = _SHARED
+    cfg, labels, ids = c["cfg"], c["labels"], c["ids"]
+    seed = c["seed"] * 100 + job.subset
+    indices = subset(labels["train"], job.budget, seed)
+    steps = cfg.steps[str(job.budget)]
+    t0 = time.perf_counter()
+    model = ft.finetune(job.method, ids["train"][indices], labels["train"][indices], steps,
+                        cfg.batch_size, seed, ft.Recipe(**{**asdict(RECIPE), **dict(job.change)}),
+                        c["body"], c["vocab_size"])
+    val = ft.scores(labels["val"], model.predict_proba(ids["val"]))
+    test = ft.scores(labels["test"], model.predict_proba(ids["test"]))
+    row = {"labels": len(indices), "budget": str(job.budget), "subset": job.subset,
+           "method": job.method, "trainable_parameters": model.trainable,
+           "seconds": time.perf_counter() - t0, "seconds_per_step": model.seconds / steps,
+           **{f"val_{m}": v for m, v in val.items()},
+           **{f"test_{m}": v for m, v in test.items()}}
+    result = {"row": row, "losses": model.losses}
+    if job.keep:                     # merged weights, on the host: they travel by pickle
+        md.nn.merge_lora(model.model)
+        result["weights"] = model.model.state_dict()
+    return result
 
 
 def _load_pretrained(args: Dict[str, Any], out: str, device: str):
@@ -157,12 +211,16 @@ def _load_pretrained(args: Dict[str, Any], out: str, device: str):
 
 def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "minidl-out",
         verbose: int = 1, pretrain: bool = False, minutes: float = 5.0,
-        checkpoint: Optional[str] = None, weights: Optional[str] = None) -> Dict[str, Any]:
-    """The whole demo; returns (and writes) the metrics. Same seed, same numbers."""
+        checkpoint: Optional[str] = None, weights: Optional[str] = None,
+        workers: Optional[int] = None) -> Dict[str, Any]:
+    """The whole demo; returns (and writes) the metrics. Same seed, same numbers, whatever
+    the number of ``workers`` (processes training models side by side; default: one per
+    core on the CPU)."""
     from minidl.data.datasets import load_reviews
 
     check_output_folder(out)
     cfg = SIZES[size]
+    workers = default_workers(device) if workers is None else max(1, int(workers))
     start = time.perf_counter()
     _say(f"== minidl demo ({size}, seed {seed}, device {device}) ==")
     body, tokenizer, provenance = _load_pretrained(
@@ -185,116 +243,105 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
     maxlen = min(cfg.maxlen, body.config.context_length)
     ids = {k: encode_texts(tokenizer, t, maxlen) for k, t in texts.items()}
 
-    # the plan: every (budget, subset, method) run, and a cost estimate for the ETA
+    # the plan: every (budget, subset) pair; a job per neural method on each, and the
+    # improvement loop's extra recipes at its budget
     plan = []
     for budget in cfg.budgets:
         n_subsets = cfg.subsets if budget != "all" and budget < 2000 else 1
         for k in range(n_subsets):
             plan.append((budget, k, subset(labels["train"], budget, seed * 100 + k)))
+    neural = [m for m in cfg.methods if m not in ("tfidf", "probe")]
+    jobs = [Job(budget, k, m, trial=DEFAULT_TRIALS.get(m) if budget == cfg.improvement_budget
+                and k == 0 else None) for budget, k, _ in plan for m in neural]
+    jobs += [Job(cfg.improvement_budget, 0, m, name, tuple(change.items()))
+             for m, name, change in TRIALS if change and m in neural]
     # relative costs, measured on the 2-core machine: one training step (batch 32) against
     # one review through the frozen model (features and evaluation)
-    step_cost = {"tfidf": 0.0, "probe": 0.0, "lora": 120.0, "full": 120.0, "scratch": 120.0,
-                 "lstm": 45.0}
+    step_cost = {"lora": 120.0, "full": 120.0, "scratch": 120.0, "lstm": 45.0}
     eval_cost = len(ids["val"]) + len(ids["test"])
     needed = np.unique(np.concatenate([indices for _, _, indices in plan]))
-    costs = [len(needed) + eval_cost if "probe" in cfg.methods else 0.0]
-    for budget, _, _ in plan:
-        steps = cfg.steps[str(budget)]
-        costs.append(sum(steps * step_cost[m] + (eval_cost if step_cost[m] else 100.0)
-                         for m in cfg.methods))
-    costs.append(sum(cfg.steps[str(cfg.improvement_budget)] + eval_cost for _ in TRIALS[1:]))
-    progress = Progress(costs)
+    costs = [float(len(needed) + eval_cost + 100 * len(plan))]     # probe features, TF-IDF
+    costs += [cfg.steps[str(j.budget)] * step_cost[j.method] + eval_cost for j in jobs]
+    progress = Progress(costs, verbose)
 
-    # 1. frozen features for the linear probe (once)
-    probe = {}
+    # 1. the classical baseline and the linear probe (frozen features computed once)
+    rows, tfidf, probe = [], ft.TfidfBaseline(texts) if "tfidf" in cfg.methods else None, {}
     if "probe" in cfg.methods:
-        progress.stage(0, f"frozen pretrained features of {len(needed)} training, "
-                          f"{len(ids['val'])} validation and {len(ids['test'])} test reviews "
-                          f"(for the linear probe)")
         probe = {k: ft.pooled_features(body, v) for k, v in ids.items() if k != "train"}
         probe["train"] = np.zeros((len(ids["train"]), probe["val"].shape[1]))
         probe["train"][needed] = ft.pooled_features(body, ids["train"][needed])
-
-    # 2. every method at every budget
-    rows, models, tfidf = [], {}, None
-    for stage, (budget, k, indices) in enumerate(plan, start=1):
-        n = len(indices)
-        steps = cfg.steps[str(budget)]
-        progress.stage(stage, f"{n} labels (subset {k + 1}), {steps} steps per model: "
-                              f"{', '.join(cfg.methods)}")
-        x, y = ids["train"][indices], labels["train"][indices]
-        for method in cfg.methods:
+    for budget, k, indices in plan:
+        y = labels["train"][indices]
+        for method in ("tfidf", "probe"):
+            if method not in cfg.methods:
+                continue
             t0 = time.perf_counter()
             if method == "tfidf":
-                if tfidf is None:
-                    tfidf = ft.TfidfBaseline(texts)
                 predict = tfidf.fit(indices, y, labels["val"])
-                p_val, p_test = predict("val"), predict("test")
-                trainable, per_step = None, None
+                p_val, p_test, trainable = predict("val"), predict("test"), None
             else:
-                model = ft.finetune(method, x, y, steps, cfg.batch_size, seed * 100 + k,
-                                    RECIPE, body, vocab_size,
-                                    probe_data={"train": probe.get("train", np.empty(0))[indices]
-                                                if probe else None,
-                                                "val": probe.get("val"), "y_val": labels["val"]})
-                if method == "probe":
-                    p_val = model.probe.predict_proba(probe["val"])[:, 1]
-                    p_test = model.probe.predict_proba(probe["test"])[:, 1]
-                else:
-                    p_val, p_test = model.predict_proba(ids["val"]), model.predict_proba(ids["test"])
+                model = ft.finetune("probe", None, y, 0, 0, seed * 100 + k, RECIPE, body,
+                                    probe_data={"train": probe["train"][indices],
+                                                "val": probe["val"], "y_val": labels["val"]})
+                p_val = model.probe.predict_proba(probe["val"])[:, 1]
+                p_test = model.probe.predict_proba(probe["test"])[:, 1]
                 trainable = model.trainable
-                per_step = model.seconds / steps if method != "probe" else None
-                if budget == cfg.improvement_budget and k == 0:
-                    models[method] = model
             val, test = ft.scores(labels["val"], p_val), ft.scores(labels["test"], p_test)
-            rows.append({"labels": n, "budget": str(budget), "subset": k, "method": method,
-                         "trainable_parameters": trainable, "seconds": time.perf_counter() - t0,
-                         "seconds_per_step": per_step,
+            rows.append({"labels": len(indices), "budget": str(budget), "subset": k,
+                         "method": method, "trainable_parameters": trainable,
+                         "seconds": time.perf_counter() - t0, "seconds_per_step": None,
                          **{f"val_{m}": v for m, v in val.items()},
                          **{f"test_{m}": v for m, v in test.items()}})
-            if verbose:
-                _say(f"    {NAMES[method]:<28} val acc {val['accuracy']:.3f}  "
-                     f"test acc {test['accuracy']:.3f}  ({time.perf_counter() - t0:.0f} s)")
+    progress.stage(0, f"TF-IDF baseline and linear probe on frozen features of {len(needed)} "
+                      f"training, {len(ids['val'])} validation, {len(ids['test'])} test reviews")
+
+    # 2. every neural method at every budget (and the improvement loop's recipes), on every core
+    _SHARED.update(cfg=cfg, labels=labels, ids=ids, seed=seed, body=body,
+                   vocab_size=vocab_size)
+    _say(f"training {len(jobs)} models in {min(workers, len(jobs))} worker process"
+         f"{'es' if workers > 1 else ''}")
+
+    def done(i: int, result: Dict[str, Any]) -> None:
+        r, j = result["row"], jobs[i]
+        what = (f"{NAMES[j.method]} at {r['labels']} labels (subset {j.subset + 1})"
+                if j.trial is None or j.change == () else f"trial: {j.trial}")
+        progress.stage(i + 1, f"{what}: val acc {r['val_accuracy']:.3f}, test acc "
+                              f"{r['test_accuracy']:.3f} ({r['seconds']:.0f} s)")
+    try:
+        results = run_jobs(_train_and_score, jobs, workers, done,
+                           order=np.argsort([-c for c in costs[1:]], kind="stable"))
+    finally:
+        _SHARED.clear()
+    order = {(str(b), k, m): i for i, (b, k, m) in enumerate(
+        (str(b), k, m) for b, k, _ in plan for m in cfg.methods)}
+    rows += [r["row"] for r, j in zip(results, jobs) if j.change == ()]
+    rows.sort(key=lambda r: order[(r["budget"], r["subset"], r["method"])])
     summary = summarise(rows, cfg.methods)
     _say("\n" + format_summary(summary, cfg.methods))
 
     # 3. improvement loop, chosen on validation accuracy only
     budget = cfg.improvement_budget
-    stage = len(plan) + 1
-    progress.stage(stage, f"improvement loop at {budget} labels (chosen by validation accuracy)")
-    indices = subset(labels["train"], budget, seed * 100)
-    x, y = ids["train"][indices], labels["train"][indices]
-    trials, best = [], None
-    for method, name, change in TRIALS:
-        if method not in cfg.methods:
-            continue
-        if not change and method in models:
-            model = models[method]                      # the default recipe: trained above
-        else:
-            model = ft.finetune(method, x, y, cfg.steps[str(budget)], cfg.batch_size, seed * 100,
-                                ft.Recipe(**{**asdict(RECIPE), **change}), body, vocab_size)
-        val = ft.scores(labels["val"], model.predict_proba(ids["val"]))
-        trials.append({"trial": name, "val_accuracy": val["accuracy"], "val_f1": val["f1"]})
-        if best is None or val["accuracy"] > best[0]:
-            best = (val["accuracy"], name, model)
+    candidates = [(j, r) for j, r in zip(jobs, results) if j.keep]
+    trials = [{"trial": j.trial, "val_accuracy": r["row"]["val_accuracy"],
+               "val_f1": r["row"]["val_f1"]} for j, r in candidates]
     chosen = None
-    if best is not None:
-        _, best_name, best_model = best
-        test = ft.scores(labels["test"], best_model.predict_proba(ids["test"]))
-        _say("\n" + format_trials(trials, best_name))
-        _say(f"chosen: {best_name}; its test metrics (reported once): accuracy "
+    if candidates:
+        best_job, best = max(candidates, key=lambda c: c[1]["row"]["val_accuracy"])
+        test = {k[len("test_"):]: v for k, v in best["row"].items() if k.startswith("test_")}
+        _say("\n" + format_trials(trials, best_job.trial))
+        _say(f"chosen: {best_job.trial}; its test metrics (reported once): accuracy "
              f"{test['accuracy']:.4f}, precision {test['precision']:.4f}, recall "
              f"{test['recall']:.4f}, F1 {test['f1']:.4f}; confusion matrix "
              f"{test['confusion_matrix']} (rows: true negative/positive, columns: predicted)")
-        model = best_model.model
-        md.nn.merge_lora(model)
+        model = GPTClassifier(GPT(body.config).to(device), n_outputs=1)
+        model.load_state_dict(best["weights"])
         path = bundle_app.save_bundle(os.path.join(out, "classifier"), model, tokenizer,
-                                      maxlen, {"trial": best_name, "labels": len(indices),
-                                                   "test": test})
+                                      maxlen, {"trial": best_job.trial,
+                                               "labels": best["row"]["labels"], "test": test})
         _say(f"saved the chosen classifier to {os.path.dirname(path)} — try: minidl predict "
              f"{os.path.dirname(path)} \"这个手机很好用\"")
-        chosen = {"trial": best_name, "test": {f"test_{k}": v for k, v in test.items()},
-                  "losses": best_model.losses}
+        chosen = {"trial": best_job.trial, "test": {f"test_{k}": v for k, v in test.items()},
+                  "losses": best["losses"]}
 
     elapsed = time.perf_counter() - start
     results = {"minidl_version": md.__version__,

@@ -192,6 +192,9 @@ class GPTClassifier(Module):
         self.drop = Dropout(dropout)
         d = body.config.d_model
         self.head = Linear(2 * d, n_outputs, device=body.device)
+        # zero-initialised: the first logits are 0 (loss ln 2 for two classes), so the first,
+        # random head cannot send large wrong gradients into the pretrained body
+        self.head.W.data[...] = 0.0
 
     def pooled(self, ids: Any) -> Tensor:
         """The body's features pooled per text: mean over real tokens ‖ last position.
