@@ -74,6 +74,65 @@ def test_adamw_decays_weights_directly():
     np.testing.assert_allclose(p.numpy(), [2.0 * (1 - 0.1 * 0.5)])
 
 
+def _lazy_adam_reference(theta, m, v, grads, lr=0.1, b1=0.9, b2=0.999, eps=1e-8):
+    """Lazy Adam row by row, from its definition: a row moves only in steps where its
+    gradient is not zero."""
+    theta, m, v = theta.copy(), m.copy(), v.copy()
+    for t, g in enumerate(grads, start=1):
+        for r in range(len(theta)):
+            if not np.any(g[r]):
+                continue
+            m[r] = b1 * m[r] + (1 - b1) * g[r]
+            v[r] = b2 * v[r] + (1 - b2) * g[r] ** 2
+            theta[r] -= lr * (m[r] / (1 - b1 ** t)) / (np.sqrt(v[r] / (1 - b2 ** t)) + eps)
+    return theta
+
+
+def test_sparse_adam_updates_only_the_rows_in_the_batch():
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal((5, 3))
+    grads = [rng.standard_normal((5, 3)) * np.array([[1], [0], [1], [0], [1]]),
+             rng.standard_normal((5, 3)) * np.array([[0], [1], [1], [0], [0]])]
+    p = param_with_grad(theta, grads[0])
+    opt = optim.SparseAdam([p], lr=0.1)
+    for g in grads:
+        p.grad = md.tensor(g, dtype="float64")
+        opt.step()
+    np.testing.assert_allclose(p.numpy(), _lazy_adam_reference(theta, 0 * theta, 0 * theta,
+                                                               grads), rtol=1e-12)
+    np.testing.assert_array_equal(p.numpy()[3], theta[3])        # never in a batch
+    # rows in every batch follow dense Adam exactly; a row that sat out a step does not
+    dense = param_with_grad(theta, grads[0])
+    dense_opt = optim.Adam([dense], lr=0.1)
+    for g in grads:
+        dense.grad = md.tensor(g, dtype="float64")
+        dense_opt.step()
+    np.testing.assert_allclose(p.numpy()[2], dense.numpy()[2], rtol=1e-12)
+    assert not np.allclose(p.numpy()[0], dense.numpy()[0])
+
+
+def test_sparse_adam_trains_an_embedding_and_resumes_exactly(tmp_path):
+    md.manual_seed(0)
+    emb = nn.Embedding(50, 4)
+    ids = np.random.default_rng(1).integers(0, 50, (6, 3))
+    opt = optim.SparseAdam(emb.parameters(), lr=0.05)
+
+    def step():
+        opt.zero_grad()
+        (emb(ids) ** 2).sum().backward()
+        opt.step()
+    before = emb.W.numpy().copy()
+    step()
+    untouched = np.setdiff1d(np.arange(50), ids)
+    np.testing.assert_array_equal(emb.W.numpy()[untouched], before[untouched])
+    md.save_checkpoint(str(tmp_path / "ck.npz"), emb, opt)
+    step(), step()
+    expected = emb.W.numpy().copy()
+    md.load_checkpoint(str(tmp_path / "ck.npz"), emb, opt)
+    step(), step()
+    np.testing.assert_array_equal(emb.W.numpy(), expected)
+
+
 def test_rmsprop_step():
     p = param_with_grad([1.0], [2.0])
     optim.RMSprop([p], lr=0.01, alpha=0.9, eps=0.0).step()

@@ -2,7 +2,7 @@
 PyTorch's path; ``clip_grad_norm_`` is PyTorch's name of ``clip_grad_norm``)."""
 from minidl.optim import lr_scheduler
 from minidl.optim.adagrad import Adadelta, Adagrad
-from minidl.optim.adam import Adam, AdamW
+from minidl.optim.adam import Adam, AdamW, SparseAdam
 from minidl.optim.adamax import Adamax, NAdam
 from minidl.optim.clip import clip_grad_norm, clip_grad_norm_, clip_grad_value, clip_grad_value_
 from minidl.optim.optimizer import Optimizer
@@ -11,7 +11,7 @@ from minidl.optim.schedule import (CosineAnnealingLR, LambdaLR, LinearWarmup, LR
                                    StepLR)
 from minidl.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "SparseAdam", "RMSprop", "Adagrad", "Adadelta", "Adamax",
            "NAdam", "clip_grad_norm", "clip_grad_norm_", "clip_grad_value", "clip_grad_value_",
            "LRScheduler", "StepLR", "CosineAnnealingLR", "LinearWarmup", "LambdaLR",
            "lr_scheduler"]

@@ -91,3 +91,39 @@ class AdamW(Adam):
                  betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.01, epsilon_hat: bool = False):
         super().__init__(params, lr, betas, eps, weight_decay, epsilon_hat)
+
+
+class SparseAdam(Adam):
+    """Lazy Adam for embedding tables (PyTorch's ``SparseAdam``, TensorFlow's LazyAdam): only
+    the rows that have a gradient this step — the ids in the batch — are updated, moments
+    included; every other row, and its m and v, stays as it was.
+
+    The rule on those rows is Adam's (bias correction with the parameter's step count t).
+    It is *not* dense Adam: there, a row absent from the batch still moves (its momentum
+    decays through θ) — use ``Adam`` for the same numbers, ``SparseAdam`` for speed when a
+    batch touches a small part of a large table. A row "has a gradient" when its gradient is
+    not all zero; a 1-D parameter is updated densely. No weight decay (as PyTorch).
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, lr, betas, eps)
+
+    def update(self, p, grad, state, group):
+        if grad.ndim < 2:
+            return super().update(p, grad, state, group)
+        xp = backend.get_array_module(p.data)
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        if not state:
+            state["step"] = 0
+            state["m"] = xp.zeros_like(p.data)
+            state["v"] = xp.zeros_like(p.data)
+        state["step"] += 1
+        t = state["step"]
+        rows = xp.flatnonzero((grad != 0).reshape(grad.shape[0], -1).any(axis=1))
+        g = grad[rows]
+        m = state["m"][rows] * beta1 + (1 - beta1) * g
+        v = state["v"][rows] * beta2 + (1 - beta2) * g * g
+        state["m"][rows], state["v"][rows] = m, v
+        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        p.data[rows] -= lr * m_hat / (xp.sqrt(v_hat) + eps)
