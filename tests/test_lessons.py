@@ -56,3 +56,15 @@ def test_lesson_runs_as_a_script(lesson, lesson_out):
     assert result.returncode == 0, (
         f"{lesson.name} exited with {result.returncode}\n--- stdout (end)\n"
         f"{result.stdout[-3000:]}\n--- stderr (end)\n{result.stderr[-3000:]}")
+    if lesson.name.startswith("16_") and _has_mpi():
+        # the data-parallel lesson ran its two processes (mpiexec -n 2), not only the rest
+        assert "max |w(1 process) − w(2 ranks)|" in result.stdout, result.stdout[-3000:]
+
+
+def _has_mpi() -> bool:
+    """mpi4py and an mpiexec beside this Python or on PATH (``pip install ".[dist]"``)."""
+    import importlib.util
+    import shutil
+    beside = Path(sys.executable).with_name("mpiexec")
+    return importlib.util.find_spec("mpi4py") is not None and \
+        (beside.exists() or shutil.which("mpiexec") is not None)
