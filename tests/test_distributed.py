@@ -302,3 +302,150 @@ def test_abort_on_error_changes_nothing_in_a_job_of_one_rank():
     with pytest.raises(KeyError):
         with distributed.abort_on_error("here: "):
             raise KeyError("x")
+
+
+# ----------------------------------------------------------------------------- NCCL, without a GPU
+# No GPU here: the NCCL communicator runs against a stand-in for CuPy and its NCCL module that
+# keeps arrays in host memory and plays the other rank of a 2-rank job (every rank holds the
+# same values, so a sum doubles them). This checks the glue — the unique id's trip over MPI,
+# pointers, counts, NCCL's dtype and op codes, strided arrays, the deadline — not NCCL itself.
+class FakeDeviceArray:
+    """A host array that looks like a CuPy array to nccl.py (``.data.ptr``, flags, views)."""
+
+    registry: dict = {}
+
+    def __init__(self, a):
+        self.a = a
+
+    dtype = property(lambda self: self.a.dtype)
+    size = property(lambda self: self.a.size)
+    flags = property(lambda self: self.a.flags)
+
+    @property
+    def data(self):
+        FakeDeviceArray.registry[self.a.ctypes.data] = self.a
+        return type("Memory", (), {"ptr": self.a.ctypes.data})()
+
+    def reshape(self, *shape):
+        return FakeDeviceArray(self.a.reshape(*shape))
+
+    def view(self, dtype):
+        return FakeDeviceArray(self.a.view(dtype))
+
+    def __setitem__(self, key, value):
+        self.a[key] = value.a if isinstance(value, FakeDeviceArray) else value
+
+
+class FakeNcclCommunicator:
+    calls: list = []
+
+    def __init__(self, ndev, unique_id, rank):
+        self.calls.append(("init", ndev, unique_id, rank))
+
+    def allReduce(self, send, receive, count, dtype, op, stream):
+        assert send == receive
+        buffer = FakeDeviceArray.registry[send]
+        assert buffer.size == count
+        if op == 0:
+            buffer *= 2          # the other rank holds the same values
+        self.calls.append(("allReduce", count, dtype, op, stream))
+
+    def bcast(self, buffer, count, dtype, root, stream):
+        self.calls.append(("bcast", count, dtype, root, stream))
+
+    def check_async_error(self):
+        pass
+
+    def abort(self):
+        self.calls.append(("abort",))
+
+
+class FakeStream:
+    ptr = 1234
+    done = True
+
+    def record(self):
+        return self
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    import sys
+    import types
+    nccl = types.SimpleNamespace(
+        NCCL_SUM=0, NCCL_PROD=1, NCCL_MAX=2, NCCL_MIN=3, NCCL_INT8=0, NCCL_UINT8=1,
+        NCCL_INT32=2, NCCL_UINT32=3, NCCL_INT64=4, NCCL_UINT64=5, NCCL_FLOAT16=6,
+        NCCL_FLOAT32=7, NCCL_FLOAT64=8, available=True, get_unique_id=lambda: b"unique",
+        NcclCommunicator=FakeNcclCommunicator)
+    stream = FakeStream()
+    cuda = types.SimpleNamespace(nccl=nccl, get_current_stream=lambda: stream)
+    cupy = types.SimpleNamespace(
+        cuda=cuda, uint8=np.uint8,
+        ascontiguousarray=lambda x, dtype=None: FakeDeviceArray(
+            np.ascontiguousarray(x.a, dtype=dtype)))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setitem(sys.modules, "cupy.cuda", cuda)
+    monkeypatch.setitem(sys.modules, "cupy.cuda.nccl", nccl)
+    FakeNcclCommunicator.calls = []
+    return stream
+
+
+class FakeMPI:
+    rank, world_size, timeout, seconds_waiting = 0, 2, 0.05, 0.0
+
+    def __init__(self):
+        self.sent = []
+
+    def broadcast_bytes(self, payload, root=0):
+        self.sent.append(payload)
+        return payload
+
+    def timed_out(self, what):
+        raise TimeoutError(what)
+
+
+def test_nccl_joins_with_the_unique_id_rank_0_sends_over_mpi(fake_cupy):
+    from minidl.backend.nccl import NCCLCommunicator
+    mpi = FakeMPI()
+    NCCLCommunicator(mpi)
+    assert mpi.sent == [b"Bunique"]
+    assert FakeNcclCommunicator.calls == [("init", 2, b"unique", 0)]
+
+
+def test_nccl_all_reduce_passes_the_buffer_count_dtype_op_and_stream(fake_cupy):
+    from minidl.backend.nccl import NCCLCommunicator
+    comm = NCCLCommunicator(FakeMPI())
+    x = FakeDeviceArray(np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert comm.all_reduce(x, "sum") is x
+    np.testing.assert_array_equal(x.a, np.arange(6).reshape(2, 3) * 2)
+    assert FakeNcclCommunicator.calls[-1] == ("allReduce", 6, 7, 0, 1234)
+    comm.all_reduce(FakeDeviceArray(np.ones(2, dtype=np.int64)), "max")
+    assert FakeNcclCommunicator.calls[-1] == ("allReduce", 2, 4, 2, 1234)
+
+
+def test_nccl_all_reduce_of_a_strided_view_or_an_odd_dtype_goes_through_a_copy(fake_cupy):
+    from minidl.backend.nccl import NCCLCommunicator
+    comm = NCCLCommunicator(FakeMPI())
+    base = np.ones((3, 4), dtype=np.float32)
+    comm.all_reduce(FakeDeviceArray(base[:, ::2]), "sum")
+    np.testing.assert_array_equal(base, [[2, 1, 2, 1]] * 3)
+    flags = FakeDeviceArray(np.array([True, False]))
+    comm.all_reduce(flags, "sum")
+    assert FakeNcclCommunicator.calls[-1][2] == 8          # sent as float64
+    np.testing.assert_array_equal(flags.a, [True, False])
+
+
+def test_nccl_broadcast_sends_bytes_from_the_root(fake_cupy):
+    from minidl.backend.nccl import NCCLCommunicator
+    comm = NCCLCommunicator(FakeMPI())
+    comm.broadcast(FakeDeviceArray(np.zeros((2, 2), dtype=np.float64)), root=1)
+    assert FakeNcclCommunicator.calls[-1] == ("bcast", 32, 1, 1, 1234)
+
+
+def test_nccl_aborts_when_the_collective_never_finishes(fake_cupy):
+    from minidl.backend.nccl import NCCLCommunicator
+    comm = NCCLCommunicator(FakeMPI())
+    fake_cupy.done = False
+    with pytest.raises(TimeoutError, match="NCCL all_reduce of 3"):
+        comm.all_reduce(FakeDeviceArray(np.ones(3, dtype=np.float32)))
+    assert FakeNcclCommunicator.calls[-1] == ("abort",)

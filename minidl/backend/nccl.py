@@ -19,6 +19,8 @@ import json
 import time
 from typing import Any, Tuple
 
+import numpy as np
+
 __all__ = ["probe", "NCCLCommunicator"]
 
 
@@ -63,14 +65,15 @@ class NCCLCommunicator:
         # ncclCommInitRank blocks until every rank has joined
         self._comm = nccl.NcclCommunicator(mpi.world_size, _decode_id(payload), mpi.rank)
         self._ops = {"sum": nccl.NCCL_SUM, "max": nccl.NCCL_MAX, "min": nccl.NCCL_MIN}
-        self._dtypes = {cupy.dtype(name): code for name, code in (
+        # CuPy arrays' dtypes are NumPy's dtypes
+        self._dtypes = {np.dtype(name): code for name, code in (
             ("float16", nccl.NCCL_FLOAT16), ("float32", nccl.NCCL_FLOAT32),
             ("float64", nccl.NCCL_FLOAT64), ("int32", nccl.NCCL_INT32),
             ("int64", nccl.NCCL_INT64), ("uint8", nccl.NCCL_UINT8))}
 
     def all_reduce(self, array: Any, op: str = "sum") -> Any:
         cupy = self._cupy
-        wire = array.dtype if array.dtype in self._dtypes else cupy.dtype("float64")
+        wire = array.dtype if array.dtype in self._dtypes else np.dtype("float64")
         buffer = array if array.flags.c_contiguous and wire == array.dtype else \
             cupy.ascontiguousarray(array, dtype=wire)
         stream = cupy.cuda.get_current_stream()
