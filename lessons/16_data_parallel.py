@@ -84,7 +84,8 @@ plain = [(a + b) / 2 for a, b in zip(first, second)]
 print("max |∇L − (5/8 ∇L₁ + 3/8 ∇L₂)| =",
       f"{max(np.abs(w - g).max() for w, g in zip(weighted, whole)):.1e}  (float32 round-off)")
 print("max |∇L − (∇L₁ + ∇L₂)/2|       =",
-      f"{max(np.abs(p - g).max() for p, g in zip(plain, whole)):.1e}  (unequal shards need weights)")
+      f"{max(np.abs(p - g).max() for p, g in zip(plain, whole)):.1e}  "
+      f"(unequal shards need weights)")
 
 # %% [markdown]
 # Two details make this exact in practice. **Every process must draw the same batch**: the

@@ -309,7 +309,8 @@ class Run:
         ranks = f" on {self.comm.world_size} ranks" if self.comm.world_size > 1 else ""
         print(f"\rstep {self.step}/{self.cfg.steps}  loss {loss:.3f}  "
               f"lr {learning_rate(self.step - 1, self.cfg):.2e}  "
-              f"{tokens_per_s:,.0f} tok/s{ranks}  elapsed {_clock(elapsed)}  ETA {_clock(remaining)}  ",
+              f"{tokens_per_s:,.0f} tok/s{ranks}  elapsed {_clock(elapsed)}  "
+              f"ETA {_clock(remaining)}  ",
               end="", file=sys.stderr, flush=True)
 
 
