@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 import minidl as md
 from minidl.apps import finetune as ft
+from minidl.apps.jobs import default_workers, run_jobs
 from minidl.data.vocabulary import encode_texts as encode
 from minidl.data import load_reviews
 from minidl.models.gpt import GPT
@@ -35,8 +36,9 @@ STEPS = {500: 60, 2000: 120}
 def measure(run_folder: str, verbose: int = 1, probe_budgets=PROBE_BUDGETS,
             lora_budgets=LORA_BUDGETS, steps: Dict[int, int] = STEPS,
             val_examples: int = VAL_EXAMPLES, test_examples: Any = None,
-            texts_for_run: Any = None) -> Dict[str, Any]:
+            texts_for_run: Any = None, workers: Optional[int] = None) -> Dict[str, Any]:
     """Measure every kept checkpoint of ``run_folder``; write and return ``scaling.json``.
+    Checkpoints are measured side by side in ``workers`` processes (default: one per core).
     (The keyword arguments shrink the measurement for tests.)"""
     from minidl.apps.demo import subset
     from minidl.apps.pretrain import REVIEW_SPLIT_SEED, Run
@@ -76,32 +78,25 @@ def measure(run_folder: str, verbose: int = 1, probe_budgets=PROBE_BUDGETS,
         say(f"references at {b} labels: {references[-2]['test_accuracy']:.3f} (TF-IDF), "
             f"{acc:.3f} (scratch)")
 
-    series: Dict[str, Dict[str, List[float]]] = {}
     md.manual_seed(run.cfg.seed)  # the run's step 0: Run builds its model right after this
     initial = GPT(run.model.config).state_dict()
-    for name in [None] + kept:
-        if name is None:  # the untrained model: Run builds it from the run's seed
-            state = {"model": initial, "tokens": 0}
-            name = "step 0 (untrained)"
-        else:
-            state = md.load(os.path.join(run_folder, name))
-        run.model.load_state_dict(state["model"])
-        tokens = int(state["tokens"])
-        features = {k: ft.pooled_features(run.model, v) for k, v in ids.items() if k != "train"}
-        train_features = np.zeros((len(ids["train"]), features["val"].shape[1]))
-        train_features[needed] = ft.pooled_features(run.model, ids["train"][needed])
-        for b in probe_budgets:
-            probe = ft.fit_probe(train_features[picked[b]], labels["train"][picked[b]],
-                                 features["val"], labels["val"], SEED)
-            acc = ft.scores(labels["test"], probe.predict_proba(features["test"])[:, 1])
-            _add(series, f"linear probe, {b} labels", tokens, acc["accuracy"])
-        for b in lora_budgets:
-            model = ft.finetune("lora", ids["train"][picked[b]], labels["train"][picked[b]],
-                                steps[b], 32, SEED * 100, recipe, run.model)
-            acc = ft.scores(labels["test"], model.predict_proba(ids["test"]))
-            _add(series, f"LoRA, {b} labels", tokens, acc["accuracy"])
-        say(f"{name} ({tokens:,} tokens): " + ", ".join(
-            f"{k} {v['test_accuracy'][-1]:.3f}" for k, v in series.items()))
+    _SHARED.update(run=run, run_folder=run_folder, initial=initial, ids=ids, labels=labels,
+                   picked=picked, needed=needed, probe_budgets=probe_budgets,
+                   lora_budgets=lora_budgets, steps=steps, recipe=recipe)
+
+    def done(i: int, result) -> None:
+        name, tokens, accuracies = result
+        say(f"{name} ({tokens:,} tokens): " + ", ".join(f"{k} {v:.3f}"
+                                                         for k, v in accuracies.items()))
+    try:  # one checkpoint per job, on every core (apps/jobs.py)
+        results = run_jobs(_measure_checkpoint, [None] + kept,
+                           default_workers() if workers is None else workers, done)
+    finally:
+        _SHARED.clear()
+    series: Dict[str, Dict[str, List[float]]] = {}
+    for _, tokens, accuracies in results:
+        for label, accuracy in accuracies.items():
+            _add(series, label, tokens, accuracy)
     result = {"command": f"minidl pretrain {run_folder} --scaling",
               "split": "test (choices inside each method on 600 validation texts)",
               "series": [{"label": k, **v} for k, v in series.items()],
@@ -109,6 +104,36 @@ def measure(run_folder: str, verbose: int = 1, probe_budgets=PROBE_BUDGETS,
     with open(os.path.join(run_folder, "scaling.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, ensure_ascii=False, indent=1)
     return result
+
+
+# What the worker processes need, set by ``measure`` before they fork.
+_SHARED: Dict[str, Any] = {}
+
+
+def _measure_checkpoint(name: Optional[str]) -> Tuple[str, int, Dict[str, float]]:
+    """Test accuracy of the probes and LoRA from one kept checkpoint (None: step 0)."""
+    c = _SHARED
+    run, ids, labels, picked = c["run"], c["ids"], c["labels"], c["picked"]
+    if name is None:  # the untrained model: Run builds it from the run's seed
+        state, name = {"model": c["initial"], "tokens": 0}, "step 0 (untrained)"
+    else:
+        state = md.load(os.path.join(c["run_folder"], name))
+    run.model.load_state_dict(state["model"])
+    tokens, accuracies = int(state["tokens"]), {}
+    features = {k: ft.pooled_features(run.model, v) for k, v in ids.items() if k != "train"}
+    train_features = np.zeros((len(ids["train"]), features["val"].shape[1]))
+    train_features[c["needed"]] = ft.pooled_features(run.model, ids["train"][c["needed"]])
+    for b in c["probe_budgets"]:
+        probe = ft.fit_probe(train_features[picked[b]], labels["train"][picked[b]],
+                             features["val"], labels["val"], SEED)
+        acc = ft.scores(labels["test"], probe.predict_proba(features["test"])[:, 1])
+        accuracies[f"linear probe, {b} labels"] = acc["accuracy"]
+    for b in c["lora_budgets"]:
+        model = ft.finetune("lora", ids["train"][picked[b]], labels["train"][picked[b]],
+                            c["steps"][b], 32, SEED * 100, c["recipe"], run.model)
+        acc = ft.scores(labels["test"], model.predict_proba(ids["test"]))
+        accuracies[f"LoRA, {b} labels"] = acc["accuracy"]
+    return name, tokens, accuracies
 
 
 def _add(series: Dict[str, Dict[str, List[float]]], label: str, tokens: int,
