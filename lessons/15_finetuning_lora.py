@@ -82,7 +82,11 @@ print(f"{len(y_train)} labelled training reviews ({y_train.mean():.0%} positive)
 #
 # All four put a classifier on the GPT's **pooled features**: the mean of the final hidden
 # states over the real (non-padding) characters, next to the state at the last character —
-# 2 · d_model numbers per review (`GPTClassifier.pooled`). They differ in what trains:
+# 2 · d_model numbers per review (`GPTClassifier.pooled`). The padding is invisible to the
+# GPT: a real character attends only to real characters (an attention mask, Lesson 13), and
+# positions count from each review's first character — so the review looks exactly like the
+# text the model was pretrained on, whatever `maxlen` is, and the leading columns that are
+# padding in every row of a batch are simply dropped. They differ in what trains:
 #
 # | method | what trains | what stays frozen |
 # |---|---|---|
