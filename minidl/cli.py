@@ -154,9 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.subcommands = sub  # main() reports a bad --device with the command's usage
     p = sub.add_parser("demo", help="where pretraining pays: pretrained GPT vs scratch vs "
                                      "TF-IDF by label budget, on Chinese reviews")
-    p.add_argument("--size", choices=["tiny", "small", "large"], default="small",
-                   help="tiny: a smoke test; small: about 10 minutes on a laptop CPU "
-                        "(default); large: longer runs for better numbers")
+    p.add_argument("--size", choices=["tiny", "small", "all", "large"], default="small",
+                   help="tiny: a smoke test; small: about 10 minutes on a 2-core CPU "
+                        "(default); all: every label, pretrained methods vs TF-IDF (about "
+                        "10 minutes); large: every budget with longer runs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", default="minidl-out", help="folder for metrics, plots and the "

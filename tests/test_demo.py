@@ -176,3 +176,18 @@ def test_jobs_return_in_their_order_and_raise_a_failure(workers):
     assert out == [9, 1, 4] and sorted(seen) == [(0, 9), (1, 1), (2, 4)]
     with pytest.raises(ValueError, match="negative job -1"):
         run_jobs(_square_or_fail, [1, -1, 2], workers)
+
+
+def test_a_size_without_an_improvement_loop_reports_every_row(tiny_weights, tmp_path,
+                                                              monkeypatch):
+    from dataclasses import replace
+    from minidl.apps import demo
+    monkeypatch.setitem(demo.SIZES, "tiny-all", replace(
+        demo.SIZES["tiny"], budgets=["all"], steps={"all": 2},
+        methods=("tfidf", "probe", "lora", "full"), improvement_budget=None))
+    results = demo.run(size="tiny-all", out=str(tmp_path), checkpoint="tiny",
+                       weights=tiny_weights, verbose=0, workers=1)
+    assert {r["method"] for r in results["rows"]} == {"tfidf", "probe", "lora", "full"}
+    assert {r["labels"] for r in results["rows"]} == {400}          # every training text
+    assert results["improvement"]["chosen"] is None
+    assert not os.path.exists(tmp_path / "classifier")
