@@ -2,6 +2,7 @@
 provenance says how it was made, and its held-out perplexity on a fixed slice is what the
 provenance recorded."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -20,7 +21,8 @@ def test_the_shipped_checkpoint_is_listed_and_small():
 
 def test_its_provenance_names_command_seed_steps_tokens_time_machine_and_perplexities():
     p = md.pretrained.load(NAME).provenance
-    assert p["command"].startswith("minidl pretrain ")
+    assert re.match(r"(mpiexec -n \d+ )?minidl pretrain ", p["command"]), p["command"]
+    assert p["command"] in p["invocations"][-1]           # the last start or resume
     for key in ("seed", "steps", "tokens", "wall_time_s", "machine", "vocabulary", "corpus",
                 "held_out_perplexity", "check_perplexity", "log"):
         assert key in p, key

@@ -366,8 +366,10 @@ def export(run_folder: str, name: str, folder: Optional[str] = None,
     cfg = run.cfg
     provenance = {
         "name": name,
-        "command": commands[0].split(": ", 1)[1] if commands else "minidl pretrain",
-        "invocations": commands,
+        # the last start or resume: its options are the run's final recipe (a resume may
+        # lengthen --steps); every invocation, with the step it started from, is listed below
+        "command": commands[-1].split(": ", 1)[1] if commands else "minidl pretrain",
+        "invocations": commands, "minidl_version": md.__version__,
         "seed": cfg.seed, "steps": run.step, "tokens": run.tokens,
         "wall_time_s": round(run.seconds, 1), "machine": machine(),
         "config": run.model.config.to_dict(), "recipe": {k: v for k, v in vars(cfg).items()
