@@ -165,8 +165,45 @@ class Job:
 _SHARED: Dict[str, Any] = {}
 
 
+def _classical_rows(method: str) -> List[Dict[str, Any]]:
+    """The TF-IDF baseline or the linear probe (on frozen features computed once) at every
+    budget and subset of the plan: their rows of the results."""
+    c = _SHARED
+    labels, ids, body = c["labels"], c["ids"], c["body"]
+    if method == "tfidf":
+        tfidf = ft.TfidfBaseline(c["texts"])
+    else:
+        probe = {k: ft.pooled_features(body, v) for k, v in ids.items() if k != "train"}
+        probe["train"] = np.zeros((len(ids["train"]), probe["val"].shape[1]))
+        probe["train"][c["needed"]] = ft.pooled_features(body, ids["train"][c["needed"]])
+    rows = []
+    for budget, k, indices in c["plan"]:
+        y = labels["train"][indices]
+        t0 = time.perf_counter()
+        if method == "tfidf":
+            predict = tfidf.fit(indices, y, labels["val"])
+            p_val, p_test, trainable = predict("val"), predict("test"), None
+        else:
+            model = ft.finetune("probe", None, y, 0, 0, c["seed"] * 100 + k, RECIPE, body,
+                                probe_data={"train": probe["train"][indices],
+                                            "val": probe["val"], "y_val": labels["val"]})
+            p_val = model.probe.predict_proba(probe["val"])[:, 1]
+            p_test = model.probe.predict_proba(probe["test"])[:, 1]
+            trainable = model.trainable
+        val, test = ft.scores(labels["val"], p_val), ft.scores(labels["test"], p_test)
+        rows.append({"labels": len(indices), "budget": str(budget), "subset": k,
+                     "method": method, "trainable_parameters": trainable,
+                     "seconds": time.perf_counter() - t0, "seconds_per_step": None,
+                     **{f"val_{m}": v for m, v in val.items()},
+                     **{f"test_{m}": v for m, v in test.items()}})
+    return rows
+
+
 def _train_and_score(job: Job) -> Dict[str, Any]:
-    """Train ``job``'s model and score it on validation and test: a row of the results."""
+    """Train ``job``'s model and score it on validation and test: a row of the results (or,
+    for the TF-IDF and probe jobs, their rows at every budget)."""
+    if job.budget is None:
+        return {"rows": _classical_rows(job.method)}
     c = _SHARED
     cfg, labels, ids = c["cfg"], c["labels"], c["ids"]
     seed = c["seed"] * 100 + job.subset
@@ -259,63 +296,44 @@ def run(size: str = "small", seed: int = 0, device: str = "cpu", out: str = "min
     if cfg.improvement_budget in cfg.budgets:
         jobs += [Job(cfg.improvement_budget, 0, m, name, tuple(change.items()))
                  for m, name, change in TRIALS if change and m in neural]
+    # the classical rows (TF-IDF, and the probe on frozen features computed once) are two
+    # more jobs: one for every budget and subset of each
+    jobs += [Job(None, 0, m) for m in ("tfidf", "probe") if m in cfg.methods]
     # relative costs, measured on the 2-core machine: one training step (batch 32) against
     # one review through the frozen model (features and evaluation)
     step_cost = {"lora": 120.0, "full": 120.0, "scratch": 120.0, "lstm": 45.0}
     eval_cost = len(ids["val"]) + len(ids["test"])
     needed = np.unique(np.concatenate([indices for _, _, indices in plan]))
-    costs = [float(len(needed) + eval_cost + 100 * len(plan))]     # probe features, TF-IDF
-    costs += [cfg.steps[str(j.budget)] * step_cost[j.method] + eval_cost for j in jobs]
+    other_cost = {"probe": len(needed) + eval_cost + 50.0 * len(plan),
+                  "tfidf": 0.1 * len(ids["train"]) + 100.0 * len(plan)}
+    costs = [other_cost[j.method] if j.budget is None else
+             cfg.steps[str(j.budget)] * step_cost[j.method] + eval_cost for j in jobs]
     progress = Progress(costs, verbose)
 
-    # 1. the classical baseline and the linear probe (frozen features computed once)
-    rows, tfidf, probe = [], ft.TfidfBaseline(texts) if "tfidf" in cfg.methods else None, {}
-    if "probe" in cfg.methods:
-        probe = {k: ft.pooled_features(body, v) for k, v in ids.items() if k != "train"}
-        probe["train"] = np.zeros((len(ids["train"]), probe["val"].shape[1]))
-        probe["train"][needed] = ft.pooled_features(body, ids["train"][needed])
-    for budget, k, indices in plan:
-        y = labels["train"][indices]
-        for method in ("tfidf", "probe"):
-            if method not in cfg.methods:
-                continue
-            t0 = time.perf_counter()
-            if method == "tfidf":
-                predict = tfidf.fit(indices, y, labels["val"])
-                p_val, p_test, trainable = predict("val"), predict("test"), None
-            else:
-                model = ft.finetune("probe", None, y, 0, 0, seed * 100 + k, RECIPE, body,
-                                    probe_data={"train": probe["train"][indices],
-                                                "val": probe["val"], "y_val": labels["val"]})
-                p_val = model.probe.predict_proba(probe["val"])[:, 1]
-                p_test = model.probe.predict_proba(probe["test"])[:, 1]
-                trainable = model.trainable
-            val, test = ft.scores(labels["val"], p_val), ft.scores(labels["test"], p_test)
-            rows.append({"labels": len(indices), "budget": str(budget), "subset": k,
-                         "method": method, "trainable_parameters": trainable,
-                         "seconds": time.perf_counter() - t0, "seconds_per_step": None,
-                         **{f"val_{m}": v for m, v in val.items()},
-                         **{f"test_{m}": v for m, v in test.items()}})
-    progress.stage(0, f"TF-IDF baseline and linear probe on frozen features of {len(needed)} "
-                      f"training, {len(ids['val'])} validation, {len(ids['test'])} test reviews")
-
-    # 2. every neural method at every budget (and the improvement loop's recipes), on every core
     _SHARED.update(cfg=cfg, labels=labels, ids=ids, seed=seed, body=body,
-                   vocab_size=vocab_size)
-    _say(f"training {len(jobs)} models in {min(workers, len(jobs))} worker process"
-         f"{'es' if workers > 1 else ''}")
+                   vocab_size=vocab_size, texts=texts, plan=plan, needed=needed)
+    _say(f"training {sum(j.budget is not None for j in jobs)} models, and the baselines, in "
+         f"{min(workers, len(jobs))} worker process{'es' if workers > 1 else ''}")
 
     def done(i: int, result: Dict[str, Any]) -> None:
-        r, j = result["row"], jobs[i]
+        j = jobs[i]
+        if j.budget is None:
+            progress.stage(i, f"{NAMES[j.method]} at every budget ({len(result['rows'])} "
+                              f"runs, {sum(r['seconds'] for r in result['rows']):.0f} s)")
+            return
+        r = result["row"]
         what = (f"{NAMES[j.method]} at {r['labels']} labels (subset {j.subset + 1})"
                 if j.trial is None or j.change == () else f"trial: {j.trial}")
-        progress.stage(i + 1, f"{what}: val acc {r['val_accuracy']:.3f}, test acc "
-                              f"{r['test_accuracy']:.3f} ({r['seconds']:.0f} s)")
+        progress.stage(i, f"{what}: val acc {r['val_accuracy']:.3f}, test acc "
+                          f"{r['test_accuracy']:.3f} ({r['seconds']:.0f} s)")
     try:
         results = run_jobs(_train_and_score, jobs, workers, done,
-                           order=np.argsort([-c for c in costs[1:]], kind="stable"))
+                           order=np.argsort([-c for c in costs], kind="stable"))
     finally:
         _SHARED.clear()
+    rows = [row for r, j in zip(results, jobs) if j.budget is None for row in r["rows"]]
+    results = [r for r, j in zip(results, jobs) if j.budget is not None]
+    jobs = [j for j in jobs if j.budget is not None]
     order = {(str(b), k, m): i for i, (b, k, m) in enumerate(
         (str(b), k, m) for b, k, _ in plan for m in cfg.methods)}
     rows += [r["row"] for r, j in zip(results, jobs) if j.change == ()]
