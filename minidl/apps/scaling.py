@@ -65,34 +65,27 @@ def measure(run_folder: str, verbose: int = 1, probe_budgets=PROBE_BUDGETS,
         if verbose:
             print(f"[scaling {time.perf_counter() - start:5.0f} s] {text}", flush=True)
 
-    references: List[Dict[str, Any]] = []
-    tfidf = ft.TfidfBaseline(texts)
-    for b in budgets:
-        predict = tfidf.fit(picked[b], labels["train"][picked[b]], labels["val"])
-        acc = ft.scores(labels["test"], predict("test"))["accuracy"]
-        references.append({"label": f"TF-IDF + LR, {b} labels", "test_accuracy": acc})
-        model = ft.finetune("scratch", ids["train"][picked[b]], labels["train"][picked[b]],
-                            steps[b], 32, SEED * 100, recipe, run.model)
-        acc = ft.scores(labels["test"], model.predict_proba(ids["test"]))["accuracy"]
-        references.append({"label": f"GPT from scratch, {b} labels", "test_accuracy": acc})
-        say(f"references at {b} labels: {references[-2]['test_accuracy']:.3f} (TF-IDF), "
-            f"{acc:.3f} (scratch)")
-
     md.manual_seed(run.cfg.seed)  # the run's step 0: Run builds its model right after this
     initial = GPT(run.model.config).state_dict()
     _SHARED.update(run=run, run_folder=run_folder, initial=initial, ids=ids, labels=labels,
                    picked=picked, needed=needed, probe_budgets=probe_budgets,
-                   lora_budgets=lora_budgets, steps=steps, recipe=recipe)
+                   lora_budgets=lora_budgets, steps=steps, recipe=recipe, texts=texts,
+                   budgets=budgets)
 
     def done(i: int, result) -> None:
         name, tokens, accuracies = result
-        say(f"{name} ({tokens:,} tokens): " + ", ".join(f"{k} {v:.3f}"
-                                                         for k, v in accuracies.items()))
-    try:  # one checkpoint per job, on every core (apps/jobs.py)
-        results = run_jobs(_measure_checkpoint, [None] + kept,
+        say(f"{name}" + ("" if tokens is None else f" ({tokens:,} tokens)") + ": " +
+            ", ".join(f"{k} {v:.3f}" for k, v in accuracies.items()))
+    # one job per checkpoint, and one for the references (TF-IDF and GPT from scratch at each
+    # budget, which do not depend on pretraining), on every core (apps/jobs.py)
+    jobs = ["references", None] + kept
+    try:
+        results = run_jobs(_measure_checkpoint, jobs,
                            default_workers() if workers is None else workers, done)
     finally:
         _SHARED.clear()
+    references = [{"label": k, "test_accuracy": v} for k, v in results[0][2].items()]
+    results = results[1:]
     series: Dict[str, Dict[str, List[float]]] = {}
     for _, tokens, accuracies in results:
         for label, accuracy in accuracies.items():
@@ -110,10 +103,23 @@ def measure(run_folder: str, verbose: int = 1, probe_budgets=PROBE_BUDGETS,
 _SHARED: Dict[str, Any] = {}
 
 
-def _measure_checkpoint(name: Optional[str]) -> Tuple[str, int, Dict[str, float]]:
-    """Test accuracy of the probes and LoRA from one kept checkpoint (None: step 0)."""
+def _measure_checkpoint(name: Optional[str]) -> Tuple[str, Optional[int], Dict[str, float]]:
+    """Test accuracy of the probes and LoRA from one kept checkpoint (None: step 0), or, for
+    ``'references'``, of TF-IDF and the GPT from scratch at every budget."""
     c = _SHARED
     run, ids, labels, picked = c["run"], c["ids"], c["labels"], c["picked"]
+    if name == "references":
+        accuracies, tfidf = {}, ft.TfidfBaseline(c["texts"])
+        for b in c["budgets"]:
+            y = labels["train"][picked[b]]
+            predict = tfidf.fit(picked[b], y, labels["val"])
+            accuracies[f"TF-IDF + LR, {b} labels"] = \
+                ft.scores(labels["test"], predict("test"))["accuracy"]
+            model = ft.finetune("scratch", ids["train"][picked[b]], y, c["steps"][b], 32,
+                                SEED * 100, c["recipe"], run.model)
+            accuracies[f"GPT from scratch, {b} labels"] = \
+                ft.scores(labels["test"], model.predict_proba(ids["test"]))["accuracy"]
+        return name, None, accuracies
     if name is None:  # the untrained model: Run builds it from the run's seed
         state, name = {"model": c["initial"], "tokens": 0}, "step 0 (untrained)"
     else:
