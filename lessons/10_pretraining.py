@@ -247,8 +247,8 @@ for prompt in ("今天", "这个酒店"):
 # %% [markdown]
 # Read the table from the top: every row is a model that knows more about the text. The
 # LSTM learns in seconds what the unigram table cannot know — which characters follow which —
-# and the GPT, with six times the parameters and thirty times the text, goes much further
-# (we saw perplexities of about 550 and 400 for the small LSTM, 89 and 69 for the GPT): its
+# and the GPT, with six times the parameters and a hundred times the text, goes much further
+# (we saw perplexities of about 575 and 415 for the small LSTM, 63 and 48 for the GPT): its
 # samples have words and phrases where the LSTM's have characters. Both numbers are honest:
 # the same held-out text, never trained on, the same 4,000-symbol vocabulary.
 # (The LSTM carries its state across the whole held-out stream, the GPT sees at most 128
