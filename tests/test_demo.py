@@ -75,7 +75,8 @@ def test_bundle_predictions_equal_the_demo_models(tiny_weights, tmp_path):
     import minidl as md
     loaded = md.pretrained.load("tiny", folder=tiny_weights)
     model = GPTClassifier(loaded.model)
-    model.head.W.data[...] = np.random.default_rng(0).standard_normal(model.head.W.shape)
+    model.head.W.data[...] = md.tensor(np.random.default_rng(0).standard_normal(
+        model.head.W.shape), device=model.head.W.device).data
     model.eval()
     save_bundle(str(tmp_path / "b"), model, loaded.tokenizer, 24, {})
     bundle = load_bundle(str(tmp_path / "b"))

@@ -22,7 +22,8 @@ def classifier(body, seed=1):
     """A GPTClassifier with a random head (a fresh head is zero: its logits would not depend
     on the body at all, and tests of the body through it could not fail)."""
     clf = GPTClassifier(body, n_outputs=1, dropout=0.0)
-    clf.head.W.data[...] = np.random.default_rng(seed).standard_normal(clf.head.W.shape)
+    clf.head.W.data[...] = backend.to_device_array(
+        np.random.default_rng(seed).standard_normal(clf.head.W.shape), clf.head.W.device)
     return clf
 
 
