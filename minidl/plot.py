@@ -193,10 +193,16 @@ def scaling_curves(scaling: Mapping[str, Any], path: Optional[str] = None) -> An
     axes = figure.add_subplot(1, 1, 1)
     for series in scaling["series"]:
         axes.plot(series["tokens"], series["test_accuracy"], "o-", label=series["label"])
-    styles = [":", "--", "-.", (0, (1, 3))]
-    for i, line in enumerate(scaling.get("references", [])):
-        axes.axhline(line["test_accuracy"], linestyle=styles[i % len(styles)],
-                     color=line.get("color", "gray"), label=line["label"])
+    # a reference's kind ("TF-IDF + LR", "GPT from scratch") picks its colour, the order of
+    # its budget within the kind its line style, so no two references look alike
+    colours, styles, seen = ["black", "gray", "tab:brown", "tab:olive"], ["--", ":", "-."], {}
+    for line in scaling.get("references", []):
+        kind = line["label"].split(",")[0]
+        budgets = seen.setdefault(kind, [])
+        budgets.append(line["label"])
+        colour = colours[list(seen).index(kind) % len(colours)]
+        axes.axhline(line["test_accuracy"], linestyle=styles[(len(budgets) - 1) % len(styles)],
+                     color=line.get("color", colour), label=line["label"])
     axes.set_xscale("symlog", linthresh=1e5)  # the untrained model sits at 0 tokens
     axes.set_xlim(left=0)
     axes.set_xlabel("pretraining tokens (characters seen; log scale above 100,000)")
