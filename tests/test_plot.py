@@ -96,3 +96,19 @@ def test_computation_graph_without_graphviz_writes_the_text_tree(tmp_path, monke
         written = plot.computation_graph(y, str(tmp_path / "graph.png"), names)
     assert written.endswith("graph.txt")
     assert "MatMul" in open(written, encoding="utf-8").read()
+
+
+def test_scaling_curves_draw_every_reference_in_its_own_colour_and_style(tmp_path):
+    scaling = {"series": [{"label": "linear probe, 500 labels", "tokens": [0, 10 ** 6],
+                           "test_accuracy": [0.55, 0.7]}],
+               "references": [{"label": f"{kind}, {b} labels", "test_accuracy": 0.6}
+                              for b in (500, 2000) for kind in ("TF-IDF + LR", "GPT from scratch")]}
+    figure = plot.scaling_curves(scaling, str(tmp_path / "scaling.png"))
+    lines = [line for line in figure.axes[0].get_lines() if "labels" in line.get_label()
+             and "probe" not in line.get_label()]
+    looks = {(line.get_color(), str(line.get_linestyle())) for line in lines}
+    assert len(lines) == 4 and len(looks) == 4
+    colour = {line.get_label(): line.get_color() for line in lines}
+    assert colour["TF-IDF + LR, 500 labels"] == colour["TF-IDF + LR, 2000 labels"]
+    assert colour["TF-IDF + LR, 500 labels"] != colour["GPT from scratch, 500 labels"]
+    assert (tmp_path / "scaling.png").exists()
