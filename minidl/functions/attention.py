@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from minidl import backend
 from minidl.autograd import Function, ShapeError, Tensor
+from minidl.functions.dropout import keep_mask
 from minidl.functions.shape import sum_to
 from minidl.functions.softmax import softmax
 
@@ -118,10 +119,7 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Any
     bias = _additive_mask(attn_mask, is_causal, q.shape[-2], k.shape[-2], q.dtype, q.device)
     keep = None
     if dropout_p > 0.0 and training:
-        shape = q.shape[:-1] + (k.shape[-2],)
-        keep = (backend.random_uniform(shape, 0.0, 1.0, q.dtype, q.device) >= dropout_p)
-        keep = keep.astype(q.dtype)
-        keep *= 1.0 / (1.0 - dropout_p)
+        keep = keep_mask(q.shape[:-1] + (k.shape[-2],), dropout_p, q.dtype, q.device)
     return ScaledDotProductAttention(scale, bias, keep)(q, k, v)
 
 

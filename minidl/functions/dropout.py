@@ -5,6 +5,14 @@ from minidl import backend
 from minidl.autograd import Tensor
 
 
+def keep_mask(shape: tuple, p: float, dtype, device: str):
+    """m / (1 − p) with m ~ Bernoulli(1 − p): the scaled mask of inverted dropout, a raw array
+    of ``shape`` on ``device`` (0 where dropped, 1/(1 − p) where kept)."""
+    mask = (backend.random_uniform(shape, 0.0, 1.0, dtype, device) >= p).astype(dtype)
+    mask *= 1.0 / (1.0 - p)
+    return mask
+
+
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """During training: y = x ⊙ m / (1 - p) with m ~ Bernoulli(1 - p); at evaluation: y = x.
 
@@ -15,6 +23,4 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not training or p == 0.0:
         return x
-    mask = (backend.random_uniform(x.shape, 0.0, 1.0, x.dtype, x.device) >= p).astype(x.dtype)
-    mask *= 1.0 / (1.0 - p)
-    return x * Tensor(mask)
+    return x * Tensor(keep_mask(x.shape, p, x.dtype, x.device))
