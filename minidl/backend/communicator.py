@@ -338,20 +338,29 @@ class MPICommunicator(Communicator):
         return self._device_engines[device.name]
 
     # -- collectives
-    def all_reduce(self, array: Any, op: str = "sum") -> Any:
-        _check_op(op)
+    def _in_place(self, array: Any, on_engine: Any, on_host: Any,
+                  write_back: bool = True) -> Any:
+        """Run a collective on ``array`` in place: ``on_engine(engine)`` where another engine
+        carries this device's arrays (NCCL), else ``on_host(host array)`` on the array itself
+        (CPU) or on a host copy that is written back (``write_back``) afterwards."""
         from minidl.backend import array_device
         device = array_device(array)
-        if device.name != "cpu":
-            engine = self._engine_for(device)
-            if engine is not None:
-                return engine.all_reduce(array, op)
-            host = device.to_host(array)
-            self._all_reduce_host(host, op)
-            array[...] = device.from_host(host)
+        if device.name == "cpu":
+            on_host(array)
             return array
-        self._all_reduce_host(array, op)
+        engine = self._engine_for(device)
+        if engine is not None:
+            return on_engine(engine)
+        host = device.to_host(array)
+        on_host(host)
+        if write_back:
+            array[...] = device.from_host(host)
         return array
+
+    def all_reduce(self, array: Any, op: str = "sum") -> Any:
+        _check_op(op)
+        return self._in_place(array, lambda engine: engine.all_reduce(array, op),
+                              lambda host: self._all_reduce_host(host, op))
 
     def _all_reduce_host(self, host: np.ndarray, op: str) -> None:
         if not host.flags.writeable:
@@ -366,19 +375,9 @@ class MPICommunicator(Communicator):
 
     def broadcast(self, array: Any, root: int = 0) -> Any:
         _check_root(root, self.world_size)
-        from minidl.backend import array_device
-        device = array_device(array)
-        if device.name != "cpu":
-            engine = self._engine_for(device)
-            if engine is not None:
-                return engine.broadcast(array, root)
-            host = device.to_host(array)
-            self._broadcast_host(host, root)
-            if self.rank != root:
-                array[...] = device.from_host(host)
-            return array
-        self._broadcast_host(array, root)
-        return array
+        return self._in_place(array, lambda engine: engine.broadcast(array, root),
+                              lambda host: self._broadcast_host(host, root),
+                              write_back=self.rank != root)
 
     def _broadcast_host(self, host: np.ndarray, root: int) -> None:
         buffer = host if host.flags.c_contiguous else np.ascontiguousarray(host)
