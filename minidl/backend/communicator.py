@@ -304,6 +304,7 @@ class MPICommunicator(Communicator):
 
     engine = "mpi"
     SPIN_S = 0.05   # a 25 MB bucket between the ranks of one machine takes ~ 10-30 ms
+    ABORT_GRACE_S = 0.5   # for mpiexec to forward a dying rank's last words
 
     def __init__(self, timeout: Optional[float] = None, comm: Any = None):
         self._MPI = import_mpi()
@@ -401,6 +402,9 @@ class MPICommunicator(Communicator):
     def abort(self, code: int = 1) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        # mpiexec forwards a rank's output asynchronously and MPI_Abort tears the job down at
+        # once: without a pause, the last lines said before aborting (the reason) can be lost
+        time.sleep(self.ABORT_GRACE_S)
         self._comm.Abort(code)
 
     # -- waiting, with a deadline
