@@ -261,6 +261,36 @@ def test_concat_and_stack_values_and_gradients(device, axis):
     check(lambda a, b: F.stack([a, b, a], axis), a, b)
 
 
+@pytest.mark.parametrize("device", CHECK_DEVICES)
+@pytest.mark.parametrize("shape, sections, axis", [
+    ((2, 7), [2, 4, 1], 1), ((5, 1, 3), 2, 0), ((1, 3), [1], 0), ((4, 6), [0, 6], -1)])
+def test_split_values_and_gradients(device, shape, sections, axis):
+    x = tensor_of(shape, device, 3)
+    pieces = F.split(x, sections, axis)
+    bounds = np.cumsum(sections)[:-1] if isinstance(sections, list) else \
+        range(sections, shape[axis], sections)
+    for piece, expected in zip(pieces, np.split(x.numpy(), list(bounds), axis)):
+        np.testing.assert_array_equal(piece.numpy(), expected)
+    # the first two pieces swapped and weighted, any others left unused (zero gradient)
+    def swapped(x):
+        first, *rest = F.split(x, sections, axis)
+        return F.concat([rest[0] * 2.0, first * 3.0], axis) if rest else first * 3.0
+    check(swapped, x)
+
+
+def test_chunk_sizes_follow_pytorch():
+    x = md.tensor(np.arange(6.0))
+    assert [p.shape for p in x.chunk(4)] == [(2,), (2,), (2,)]      # fewer chunks, as torch
+    assert [p.shape for p in md.tensor(np.arange(5.0)).chunk(3)] == [(2,), (2,), (1,)]
+    assert [p.shape for p in x.split(4, dim=0)] == [(4,), (2,)]
+    with pytest.raises(md.ShapeError, match=r"split: sizes \[2, 2\] must .* add up to 6"):
+        x.split([2, 2])
+    with pytest.raises(ValueError, match="must be positive"):
+        x.chunk(0)
+    with pytest.raises(md.ShapeError, match="axis 1 is out of range"):
+        x.split(2, 1)
+
+
 def test_concat_shape_error_names_both_shapes():
     with pytest.raises(md.ShapeError, match=r"concat: tensor 0 has shape \(2, 3\) and tensor 1 "
                                             r"has shape \(3, 3\)"):

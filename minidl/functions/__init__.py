@@ -19,13 +19,14 @@ from minidl.functions.loss import (binary_cross_entropy, binary_cross_entropy_wi
 from minidl.functions.matmul import linear, matmul
 from minidl.functions.normalization import layer_norm
 from minidl.functions.reduction import max, mean, min, sum
-from minidl.functions.shape import (broadcast_to, concat, getitem, reshape, stack, sum_to,
-                                    swapaxes, transpose)
+from minidl.functions.shape import (broadcast_to, chunk, concat, getitem, reshape, split,
+                                    stack, sum_to, swapaxes, transpose)
 from minidl.functions.softmax import log_softmax, softmax
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "tanh", "sigmoid", "relu",
            "clip", "sqrt", "matmul", "linear", "sum", "mean", "max", "min", "reshape",
            "transpose", "swapaxes", "broadcast_to", "sum_to", "getitem", "concat", "stack",
+           "split", "chunk",
            "softmax", "log_softmax", "embedding", "dropout", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "cross_entropy", "mse_loss", "gelu", "layer_norm",
            "scaled_dot_product_attention", "abs", "maximum", "minimum", "elu", "selu", "softplus",
@@ -68,6 +69,7 @@ def _install_tensor_methods() -> None:
     T.__gt__, T.__ge__ = _compare(operator.gt), _compare(operator.ge)
     T.sum, T.mean, T.max, T.min = (_with_dim(f) for f in (sum, mean, max, min))
     T.reshape, T.transpose, T.swapaxes = reshape, transpose, swapaxes
+    T.split, T.chunk = split, chunk
     T.T = property(lambda self: transpose(self))
     T.mT = property(lambda self: swapaxes(self, -1, -2))
     T.exp, T.log, T.tanh, T.sigmoid, T.relu = exp, log, tanh, sigmoid, relu

@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from minidl import backend
 from minidl.autograd import Function, ShapeError, Tensor
+from minidl.backend.blocks import for_row_blocks
 from minidl.functions.dropout import keep_mask
 from minidl.functions.shape import sum_to
 from minidl.functions.softmax import softmax
@@ -46,13 +47,23 @@ class ScaledDotProductAttention(Function):
     def forward(self, q, k, v):
         xp = backend.get_array_module(q)
         scores = q @ k.swapaxes(-1, -2)
-        scores *= self.scale
-        if self.bias is not None:
-            scores += self.bias
-        scores -= scores.max(axis=-1, keepdims=True)                  # stable softmax, in place
-        p = xp.exp(scores, out=scores)
-        p /= p.sum(axis=-1, keepdims=True)
-        self.p = p
+        scale, bias = self.scale, self.bias
+        if bias is not None and bias.ndim == scores.ndim and bias.shape[0] != 1:
+            scores *= scale           # a bias that differs along axis 0: added whole, not per block
+            scores += bias
+            scale, bias = 1.0, None
+
+        def softmax_rows(s):          # P = softmax(s·scale + M) in place, on a block of rows
+            if scale != 1.0:
+                s *= scale
+            if bias is not None:
+                s += bias
+            s -= s.max(axis=-1, keepdims=True)                        # stable softmax
+            xp.exp(s, out=s)
+            s /= s.sum(axis=-1, keepdims=True)
+
+        for_row_blocks(softmax_rows, scores)
+        p = self.p = scores
         self.q, self.k, self.v = q, k, v
         return (p if self.keep is None else p * self.keep) @ v
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from minidl import backend
 from minidl.autograd import Function, Tensor
+from minidl.backend.blocks import for_row_blocks
 
 
 class Exp(Function):
@@ -176,16 +177,9 @@ class GELU(Function):
     def forward(self, x):
         xp = backend.get_array_module(x)
         if self.approximate == "tanh":
-            # u = √(2/π)(x + 0.044715x³) = x·(√(2/π) + √(2/π)·0.044715·x²), in one buffer
-            u = xp.square(x, out=xp.empty_like(x))          # (an array even for 0-d x)
-            u *= _SQRT_2_OVER_PI * 0.044715
-            u += _SQRT_2_OVER_PI
-            u *= x
-            t = xp.tanh(u, out=u)
+            t, y = xp.empty_like(x), xp.empty_like(x)
+            for_row_blocks(_gelu_tanh_forward, x, t, y)
             self.save_for_backward(x, t)
-            y = xp.add(t, 1.0, out=xp.empty_like(t))
-            y *= x
-            y *= 0.5                                                    # ½x(1 + t)
             return y
         cdf = 0.5 * (1.0 + backend.erf(x * _INV_SQRT_2))
         self.save_for_backward(x, cdf)
@@ -195,22 +189,42 @@ class GELU(Function):
         xp = backend.get_array_module(gy)
         x, s = self.saved_tensors
         if self.approximate == "tanh":
-            # the formula of the docstring in two buffers (large temporaries cost more than
-            # the arithmetic): g = ½(1 + t + x(1 − t²)·du), du = √(2/π)(1 + 3·0.044715x²)
-            du = xp.square(x, out=xp.empty_like(x))
-            du *= _SQRT_2_OVER_PI * 3 * 0.044715
-            du += _SQRT_2_OVER_PI
-            g = xp.square(s, out=xp.empty_like(s))
-            xp.subtract(1.0, g, out=g)
-            g *= x
-            g *= du
-            g += s
-            g += 1.0
-            g *= 0.5
-            g *= gy
+            g = xp.empty_like(x)
+            for_row_blocks(_gelu_tanh_backward, x, s, gy, g, xp.empty_like(x))
             return g
         pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
         return gy * (s + x * pdf)
+
+
+def _gelu_tanh_forward(x: Any, t: Any, y: Any) -> None:
+    """The tanh GELU on one block of rows, into t = tanh u (kept for backward) and y:
+    u = √(2/π)(x + 0.044715x³) = x·(√(2/π) + √(2/π)·0.044715·x²),  y = ½x(1 + t)."""
+    xp = backend.get_array_module(x)
+    u = xp.square(x, out=t)
+    u *= _SQRT_2_OVER_PI * 0.044715
+    u += _SQRT_2_OVER_PI
+    u *= x
+    xp.tanh(u, out=t)
+    xp.add(t, 1.0, out=y)
+    y *= x
+    y *= 0.5
+
+
+def _gelu_tanh_backward(x: Any, t: Any, gy: Any, g: Any, du: Any) -> None:
+    """Its gradient on one block, into g (du is scratch): the docstring's formula,
+    g = gy·½(1 + t + x(1 − t²)·du),  du = √(2/π)(1 + 3·0.044715x²)."""
+    xp = backend.get_array_module(x)
+    xp.square(x, out=du)
+    du *= _SQRT_2_OVER_PI * 3 * 0.044715
+    du += _SQRT_2_OVER_PI
+    xp.square(t, out=g)
+    xp.subtract(1.0, g, out=g)
+    g *= x
+    g *= du
+    g += t
+    g += 1.0
+    g *= 0.5
+    g *= gy
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:

@@ -6,6 +6,7 @@ from typing import Any
 
 from minidl import backend
 from minidl.autograd import Function, ShapeError, Tensor
+from minidl.backend.blocks import for_row_blocks
 from minidl.functions.elementwise import clip, log, sigmoid_array
 from minidl.functions.indices import checked_indices
 
@@ -72,6 +73,13 @@ def binary_cross_entropy_with_logits(z: Tensor, target: Any, reduction: str = "m
     return _reduce(BCEWithLogits()(z, y), reduction)
 
 
+def _log_softmax_rows(x: Any, log_p: Any) -> None:
+    """log softmax of each row of x (a block of rows), into log_p: x − max − log Σ exp(x − max)."""
+    xp = backend.get_array_module(x)
+    xp.subtract(x, x.max(axis=1, keepdims=True), out=log_p)
+    log_p -= xp.log(xp.exp(log_p).sum(axis=1, keepdims=True))
+
+
 class SoftmaxCrossEntropy(Function):
     """ℓₙ = −log softmax(xₙ)[tₙ] for rows xₙ of logits (N, C) and integer targets tₙ, fused.
 
@@ -88,10 +96,8 @@ class SoftmaxCrossEntropy(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        shifted = x - x.max(axis=1, keepdims=True)
-        log_z = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-        self.log_p = shifted
-        self.log_p -= log_z                                       # log softmax, in place
+        self.log_p = xp.empty_like(x)
+        for_row_blocks(_log_softmax_rows, x, self.log_p)
         rows = xp.arange(x.shape[0])
         return -self.log_p[rows, self.target] * self.keep
 

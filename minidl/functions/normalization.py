@@ -20,6 +20,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 from minidl import backend
 from minidl.autograd import Function, ShapeError, Tensor
+from minidl.backend.blocks import for_row_blocks
 
 Shape = Union[int, Sequence[int]]
 
@@ -36,18 +37,29 @@ class LayerNorm(Function):
 
     def forward(self, x, *affine):
         xp = backend.get_array_module(x)
-        mu = x.mean(axis=self.axes, keepdims=True)
-        centred = x - mu
-        var = (centred * centred).mean(axis=self.axes, keepdims=True)
-        rstd = 1.0 / xp.sqrt(var + self.eps)
-        x_hat = centred
-        x_hat *= rstd                                                   # in place: one buffer
-        self.x_hat, self.rstd = x_hat, rstd
-        if not affine:
-            return x_hat.copy()
-        weight, bias = affine
-        self.weight = weight
-        return x_hat * weight + bias
+        axes, eps = self.axes, self.eps
+        x_hat = xp.empty_like(x)
+        rstd = xp.empty(x.shape[:x.ndim - len(axes)] + (1,) * len(axes), dtype=x.dtype)
+        y = xp.empty_like(x) if affine else None
+
+        def normalise(x, x_hat, rstd, *y):        # one block of samples (rows are independent)
+            mu = x.mean(axis=axes, keepdims=True)
+            xp.subtract(x, mu, out=x_hat)                               # x − μ
+            var = xp.square(x_hat).mean(axis=axes, keepdims=True)
+            xp.sqrt(var + eps, out=rstd)
+            xp.divide(1.0, rstd, out=rstd)                              # 1/√(σ² + ε)
+            x_hat *= rstd
+            for out in y:                                               # y = x̂ ⊙ w + b
+                xp.multiply(x_hat, weight, out=out)
+                out += bias
+
+        weight, bias = affine if affine else (None, None)
+        if x.ndim == len(axes):              # one sample: nothing to split
+            normalise(x, x_hat, rstd, *([y] if affine else []))
+        else:
+            for_row_blocks(normalise, x, x_hat, rstd, *([y] if affine else []))
+        self.x_hat, self.rstd, self.weight = x_hat, rstd, weight
+        return x_hat.copy() if not affine else y
 
     def backward(self, gy):
         x_hat, rstd, axes = self.x_hat, self.rstd, self.axes

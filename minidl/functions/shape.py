@@ -1,12 +1,12 @@
 """Ops that move values around without changing them: reshape, transpose, broadcast_to,
-sum_to, getitem, concat, stack.
+sum_to, getitem, concat, stack, split, chunk.
 
 ``sum_to`` and ``broadcast_to`` are each other's backward. Both accept raw arrays as well as
 Tensors, because backward passes (which work on raw arrays) need them.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from minidl import backend
 from minidl.autograd import Function, ShapeError, Tensor, as_tensor
@@ -217,6 +217,60 @@ class Stack(Function):
     def backward(self, gy):
         axis = self.axis % gy.ndim
         return tuple(gy[(slice(None),) * axis + (i,)] for i in range(gy.shape[axis]))
+
+
+class Split(Function):
+    """The inverse of ``Concat``: consecutive pieces of ``sizes`` along ``axis``, as views.
+    Backward joins the pieces' gradients into one array in a single pass (slicing the pieces
+    with ``getitem`` instead costs a zero-filled array per piece and a sum of all of them)."""
+
+    def __init__(self, sizes: Sequence[int], axis: int):
+        self.sizes, self.axis = list(sizes), axis
+
+    def forward(self, x):
+        axis = self.axis % x.ndim
+        pieces, start = [], 0
+        for size in self.sizes:
+            pieces.append(x[(slice(None),) * axis + (slice(start, start + size),)])
+            start += size
+        return tuple(pieces)
+
+    def backward(self, *gys):
+        return backend.get_array_module(gys[0]).concatenate(gys, axis=self.axis)
+
+
+def split(x: Tensor, split_size_or_sections: Any, axis: int = 0, *,
+          dim: Optional[int] = None) -> tuple:
+    """Cut ``x`` along ``axis`` into pieces (PyTorch's ``torch.split``): an int gives pieces of
+    that size (the last may be smaller), a list gives the size of each piece.
+    Shape: (..., n, ...) -> a tuple of (..., n_i, ...) with Σ n_i = n."""
+    axis = axis if dim is None else dim
+    if not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"split: axis {axis} is out of range for a tensor of shape {x.shape}")
+    n = x.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        if split_size_or_sections <= 0:
+            raise ValueError(f"split: the piece size must be positive, got "
+                             f"{split_size_or_sections}")
+        step = split_size_or_sections
+        sizes = [min(step, n - start) for start in range(0, n, step)] or [0]
+    else:
+        sizes = [int(size) for size in split_size_or_sections]
+        if sum(sizes) != n or any(size < 0 for size in sizes):
+            raise ShapeError(f"split: sizes {sizes} must be non-negative and add up to "
+                             f"{n}, the length of axis {axis} of shape {x.shape}")
+    return Split(sizes, axis)(x) if len(sizes) > 1 else (x,)
+
+
+def chunk(x: Tensor, chunks: int, axis: int = 0, *, dim: Optional[int] = None) -> tuple:
+    """``chunks`` pieces of equal size ⌈n/chunks⌉ along ``axis`` (the last may be smaller, and
+    there may be fewer), as PyTorch's ``torch.chunk``."""
+    axis = axis if dim is None else dim
+    if chunks <= 0:
+        raise ValueError(f"chunk: the number of chunks must be positive, got {chunks}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"chunk: axis {axis} is out of range for a tensor of shape {x.shape}")
+    return split(x, max(1, -(-x.shape[axis] // chunks)), axis)
 
 
 def _check_same_shapes(name: str, tensors: Sequence[Tensor], skip_axis=None) -> None:

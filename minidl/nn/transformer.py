@@ -63,7 +63,7 @@ class MultiHeadSelfAttention(Module):
     def forward(self, x: Tensor, cache: Optional[Cache] = None, attn_mask: Any = None) -> Tensor:
         B, T, d = x.shape
         qkv = self.qkv(x)
-        q, k, v = (self._heads(qkv[:, :, i * d:(i + 1) * d]) for i in range(3))
+        q, k, v = (self._heads(part) for part in F.split(qkv, d, axis=-1))
         if cache is not None:  # generation: prepend the cached past (no graph is needed)
             if "k" in cache:
                 xp = backend.get_array_module(k.data)
