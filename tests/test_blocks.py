@@ -41,6 +41,30 @@ def test_arrays_must_share_their_first_axis():
         blocks.for_row_blocks(lambda a, b: None, np.zeros((3, 2)), np.zeros((4, 2)))
 
 
+@pytest.mark.parametrize("shape", [(37, 5), (3, 37, 11), (2, 3, 20, 9), (1, 1, 1)])
+def test_copy_transposed_swaps_the_last_two_axes_tile_by_tile(shape, monkeypatch):
+    monkeypatch.setattr(blocks, "TILE_ELEMENTS", 16)            # tiles of 8 rows: many of them
+    src = np.random.default_rng(0).standard_normal(shape)
+    out = np.full(shape[:-2] + shape[:-3:-1], np.nan)
+    assert blocks.copy_transposed(src, out) is out
+    np.testing.assert_array_equal(out, src.swapaxes(-1, -2))
+    # strided views on both sides, as the LSTM uses them
+    big = np.random.default_rng(1).standard_normal((4, 6, 5))    # (B, T, D)
+    target = np.empty((6, 5, 4))                                 # (T, D, B)
+    blocks.copy_transposed(big.transpose(1, 0, 2), target)
+    np.testing.assert_array_equal(target, big.transpose(1, 2, 0))
+    outputs = np.empty((4, 6, 5))                                # (B, T, H) written as (T, B, H)
+    blocks.copy_transposed(target, outputs.transpose(1, 0, 2)[..., :5])
+    np.testing.assert_array_equal(outputs, target.transpose(2, 0, 1))
+
+
+def test_copy_transposed_on_a_device_array():
+    src = md.tensor(np.arange(6.0).reshape(2, 3), device="strict").data
+    out = md.tensor(np.zeros((3, 2)), device="strict").data
+    blocks.copy_transposed(src, out)
+    np.testing.assert_array_equal(md.Tensor(out).numpy(), np.arange(6.0).reshape(2, 3).T)
+
+
 # ----------------------------------------------------------------------------- the fused ops
 def _ops():
     """(name, function of tensors, input arrays) for every op that runs in row blocks."""
