@@ -5,6 +5,7 @@ import pytest
 
 import minidl as md
 import minidl.functions as F
+from minidl import backend
 from minidl.backend import blocks
 from minidl.functions import attention, elementwise, loss, normalization
 
@@ -27,13 +28,23 @@ def test_every_row_is_visited_once(small_blocks):
     assert len(calls) > 2 and max(calls) <= 64 // 3 + 1
 
 
-def test_a_small_or_foreign_array_goes_to_the_kernel_whole():
+def test_a_small_array_goes_to_the_kernel_whole():
     calls = []
     blocks.for_row_blocks(lambda a: calls.append(a.shape), np.zeros((4, 5)))
     blocks.for_row_blocks(lambda a: calls.append(a.shape), np.float64(3.0))   # 0-d
-    strict = md.tensor(np.zeros((400, 400)), device="strict").data           # not an ndarray
+    assert calls == [(4, 5), ()]
+
+
+def test_host_devices_run_in_blocks_and_fused_kernel_devices_whole(small_blocks, monkeypatch):
+    strict = md.tensor(np.zeros((40, 40)), device="strict").data       # a host array, wrapped
+    calls = []
     blocks.for_row_blocks(lambda a: calls.append(a.shape), strict)
-    assert calls == [(4, 5), (), (400, 400)]
+    assert len(calls) == 40 and calls[0] == (1, 40)
+    device = backend.array_device(strict)
+    monkeypatch.setattr(device, "fused_kernels", True)                # as CUDA says
+    calls.clear()
+    blocks.for_row_blocks(lambda a: calls.append(a.shape), strict)
+    assert calls == [(40, 40)]
 
 
 def test_arrays_must_share_their_first_axis():

@@ -13,9 +13,10 @@ forward 2.84 → 1.84 ms, backward 3.70 → 2.17 ms; a GPT training step (B16 T1
     for_row_blocks(kernel, *arrays) the kernel over all rows (axis 0) of the arrays
 
 A kernel must treat rows independently (elementwise work, or reductions within a row) and write
-its results into output arrays passed among ``arrays``. Small arrays, and arrays that are not
-NumPy arrays (CuPy, where the GPU runs every element at once; the strict test device), go to the
-kernel whole, in one call — which is also the reference a test compares the blocks with.
+its results into output arrays passed among ``arrays``. Small arrays, and arrays on a device
+that compiles fused kernels (CUDA: there the GPU runs every element at once and blocks would
+only add launches), go to the kernel whole, in one call — which is also the reference a test
+compares the blocks with.
 
 Why not threads as well: NumPy releases the GIL inside each ufunc, and a second thread halves
 the GELU above when measured alone, but inside a training step it gained nothing measurable
@@ -27,6 +28,8 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import numpy as np
+
+from minidl import backend
 
 BLOCK_ELEMENTS = 1 << 17        # ~128 K elements: 512 KB of float32 per array, within L2
 
@@ -47,12 +50,18 @@ def for_row_blocks(kernel: Callable[..., Any], *arrays: Any,
         raise ValueError(f"for_row_blocks: the arrays must share their first axis, got shapes "
                          f"{', '.join(str(a.shape) for a in arrays)}")
     size = max(a.size for a in arrays)
-    if n < 2 or size <= block_elements or any(type(a) is not np.ndarray for a in arrays):
+    if n < 2 or size <= block_elements or _whole_arrays_device(arrays):
         kernel(*arrays)
         return
     rows = max(1, n * block_elements // size)                 # rows per block
     for start in range(0, n, rows):
         kernel(*[a[start:start + rows] for a in arrays])
+
+
+def _whole_arrays_device(arrays: Any) -> bool:
+    """Whether these arrays live where whole-array calls are best (a device with fused kernels)."""
+    return any(type(a) is not np.ndarray and backend.array_device(a).fused_kernels
+               for a in arrays)
 
 
 TILE_ELEMENTS = 1 << 14         # 64 KB of float32: a tile and its transpose stay in L1/L2
@@ -70,7 +79,7 @@ def copy_transposed(src: Any, out: Any) -> Any:
     Shape: src (..., m, n), out (..., n, m) (any strides: ``out`` may be a transposed view);
     returns out.
     """
-    if type(src) is not np.ndarray or type(out) is not np.ndarray:
+    if _whole_arrays_device((src, out)):
         out[...] = src.swapaxes(-1, -2)
         return out
     m, n = src.shape[-2:]
