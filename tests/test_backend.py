@@ -44,14 +44,28 @@ def test_cuda_is_available_is_false_without_a_gpu_or_true_with_one():
 
 
 @pytest.mark.parametrize("device", ["cpu", "strict"])
-def test_scatter_add_accumulates_repeated_indices(device):
+@pytest.mark.parametrize("rows", [4, 600])          # below and above the flat-index path's size
+def test_scatter_add_accumulates_repeated_indices(device, rows):
     xp = backend.array_module_for(device)
-    target = xp.zeros((4, 3))
-    values = xp.asarray(np.arange(9.0).reshape(3, 3))
-    backend.scatter_add(target, xp.asarray(np.array([1, 1, 3])), values)
-    expected = np.zeros((4, 3))
-    np.add.at(expected, [1, 1, 3], np.arange(9.0).reshape(3, 3))
+    target = xp.zeros((rows, 3))
+    ids = np.array([1, 1, rows - 1, -1, 0, 1])
+    values = np.arange(18.0).reshape(6, 3)
+    backend.scatter_add(target, xp.asarray(ids), xp.asarray(values))
+    expected = np.zeros((rows, 3))
+    for i, row in zip(ids, values):                  # one row at a time: the definition
+        expected[i] += row
     np.testing.assert_array_equal(backend.to_numpy(target), expected)
+
+
+@pytest.mark.parametrize("shape, to", [((1, 3), (2, 3)), ((3,), (4, 2, 3)), ((1,), (40, 40)),
+                                       ((2, 1), (2, 600))])
+def test_broadcast_array_small_copies_and_large_views_agree_with_numpy(shape, to):
+    a = np.random.default_rng(0).standard_normal(shape)
+    out = backend.broadcast_array(a, to)
+    np.testing.assert_array_equal(out, np.broadcast_to(a, to))
+    assert (out.base is not None) == (np.prod(to) > 1024)    # a view only when large
+    with pytest.raises(ValueError):
+        backend.broadcast_array(np.ones((2, 3)), (4, 3))
 
 
 def test_manual_seed_makes_initialisation_repeatable():

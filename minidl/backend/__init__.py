@@ -18,6 +18,7 @@ carry arrays between the processes of a data-parallel job (``minidl.distributed`
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import pkgutil
 import types
@@ -30,8 +31,8 @@ from minidl.backend.device import Device, DeviceError
 __all__ = ["Device", "DeviceError", "DEVICES", "cuda", "get_device", "array_device",
            "get_array_module", "device_of", "array_module_for", "check_device",
            "default_device", "to_numpy", "to_device", "to_device_array", "host_array",
-           "ensure_array", "scatter_add", "erf", "elementwise_kernel", "manual_seed", "generator",
-           "random_uniform", "random_normal", "permutation"]
+           "ensure_array", "scatter_add", "broadcast_array", "erf", "elementwise_kernel",
+           "manual_seed", "generator", "random_uniform", "random_normal", "permutation"]
 
 
 def _find_devices() -> Dict[str, Device]:
@@ -161,12 +162,15 @@ def scatter_add(target: Any, indices: Any, values: Any) -> None:
     """``target[indices] += values`` where repeated indices all add up (in place).
 
     Indexing along the first axis of a 2-D target with 1-D ``indices`` is done on the flattened
-    array, which NumPy runs several times faster than ``add.at`` on rows; the rest is the
-    device's own scatter-add (``np.add.at``, ``cupy.add.at`` or ``cupyx.scatter_add``).
+    array, which NumPy runs several times faster than ``add.at`` on rows (an embedding's
+    gradient, (5000, 64) from 3,200 ids: 0.48 vs 1.34 ms) — except for small targets, where
+    building the flat indices costs more than it saves ((2, 2): 4.7 vs 0.95 µs); the rest is
+    the device's own scatter-add (``np.add.at``, ``cupy.add.at`` or ``cupyx.scatter_add``).
     """
     device = array_device(target)
     xp = device.xp
-    if target.ndim == 2 and getattr(indices, "ndim", 0) == 1 and indices.dtype.kind in "iu" \
+    if target.ndim == 2 and target.size > 1024 and getattr(indices, "ndim", 0) == 1 \
+            and indices.dtype.kind in "iu" \
             and values.shape == (len(indices), target.shape[1]) and target.flags.c_contiguous:
         rows, width = target.shape
         indices = xp.asarray(indices)  # host ids are uploaded, as indexing would
@@ -175,6 +179,18 @@ def scatter_add(target: Any, indices: Any, values: Any) -> None:
         device.scatter_add(target.reshape(-1), flat, values.ravel())
         return
     device.scatter_add(target, indices, values)
+
+
+def broadcast_array(array: Any, shape: tuple) -> Any:
+    """``array`` repeated along its size-1 (or missing leading) axes to ``shape``: a read-only
+    view, or for a small host result (up to 1,024 elements) a new array — filling one takes
+    0.2 µs where making NumPy's view takes 1.9, most of the backward of a sum over a few
+    elements."""
+    if type(array) is _NDARRAY and math.prod(shape) <= 1024:
+        out = np.empty(shape, array.dtype)
+        out[...] = array
+        return out
+    return get_array_module(array).broadcast_to(array, shape)
 
 
 def erf(x: Any) -> Any:

@@ -102,12 +102,12 @@ def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
 
 def broadcast_to(x: Any, shape: tuple) -> Any:
     """Repeat ``x`` along size-1 (or missing leading) axes to ``shape``. Backward: ``sum_to``.
-    Raw arrays in, raw (read-only view) arrays out."""
+    Raw arrays in, raw arrays out (``backend.broadcast_array``)."""
     if x.shape == shape:
         return x
     shape = tuple(shape)
     if not isinstance(x, Tensor):
-        return backend.get_array_module(x).broadcast_to(x, shape)
+        return backend.broadcast_array(x, shape)
     return BroadcastTo(shape)(x)
 
 
