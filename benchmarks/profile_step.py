@@ -34,6 +34,9 @@ How each figure is measured (nothing is estimated):
   still alive when the forward ends -- what the graph keeps for backward, and the output.
   Temporaries freed during the forward are left out, since a perfect implementation would not
   make them; so is the optimizer's pass over the parameters. It is a floor, not a target.
+- BLAS replay: the step's matrix products (same shapes, same counts) run again by themselves on
+  contiguous float32 operands, by NumPy and, when installed, by PyTorch: the BLAS libraries'
+  own difference on the same arithmetic, which bounds the ratio from below.
 - Turns: the minidl pairs and PyTorch take turns in blocks as in bench_train.py (a pause
   before each block lets the other library's threads go idle; the first step of a block is not
   counted); PyTorch's step is the median of its steps, and the ratio is minidl's step ÷ it.
@@ -310,6 +313,7 @@ def profile_workload(config: Config, torch: Any, steps: int) -> dict:
         done = take_turns(players, steps)
         activation_bytes = recorder.activation_bytes
     result = summarise(done["minidl"])
+    result["replay"] = blas_replay(result["ops"], torch)
     result.update(losses=losses, others=watch.cell(), activations=activation_bytes,
                   one_pass=one_pass_seconds(activation_bytes),
                   torch=median(done["torch"]) if "torch" in done else None)
@@ -336,6 +340,43 @@ def summarise(pairs: list[tuple[float, dict]]) -> dict:
             "python": median([seconds - total(calls, lambda key: True)
                               for seconds, calls in pairs]),
             "phases": phases, "ops": ops}
+
+
+def blas_replay(ops: dict, torch: Any, repeats: int = 3) -> dict:
+    """The step's BLAS products run again outside the step, on fresh contiguous float32
+    operands of the same shapes, as many times each as the step made them: by NumPy (this
+    machine's BLAS) and by PyTorch (its own BLAS, MKL on x86) when it is installed, taking turns
+    in blocks like the steps. Milliseconds per step, medians: the BLAS floor of each library on the same arithmetic,
+    so the part of the ratio that no change to minidl's Python or elementwise work can remove.
+    """
+    products = {}
+    for (_, _, shapes, kind), (_, count) in ops.items():
+        if kind == "BLAS" and len(shapes) == 2:
+            products[shapes] = products.get(shapes, 0) + count
+    rng = np.random.default_rng(0)
+    operands = [([rng.standard_normal(s).astype(np.float32) for s in shapes], count)
+                for shapes, count in products.items()]
+
+    def once(matmul: Callable, pairs: list) -> float:
+        start = time.perf_counter()
+        for (a, b), count in pairs:
+            for _ in range(count):
+                matmul(a, b)
+        return time.perf_counter() - start
+
+    players = {"numpy": (np.matmul, operands)}
+    if torch is not None:
+        players["torch"] = (torch.matmul, [([torch.from_numpy(a) for a in arrays], count)
+                                           for arrays, count in operands])
+    samples = {name: [] for name in players}
+    for _ in range(repeats):          # taking turns in blocks, as the steps do: a pause lets
+        for name, (matmul, pairs) in players.items():    # the other library's threads go idle
+            time.sleep(PAUSE_S)
+            block, start = [], time.perf_counter()
+            while len(block) < 3 or time.perf_counter() - start < BLOCK_S:
+                block.append(once(matmul, pairs))
+            samples[name].append(median(block[1:]))      # the block's first run: a warm-up
+    return {name: median(values) for name, values in samples.items()}
 
 
 # ----------------------------------------------------------------------------- the report
@@ -389,7 +430,17 @@ def print_details(name: str, r: dict, top: int) -> None:
     calls = sum(c for _, c in r["ops"].values())
     products = sum(c for (*_, kind), (_, c) in r["ops"].items() if kind == "BLAS")
     print(f"  {calls} NumPy calls per step, {products} of them BLAS products "
-          f"({ms(r['slices']['BLAS'])} ms). The top calls outside the BLAS floor:")
+          f"({ms(r['slices']['BLAS'])} ms).")
+    replay = r.get("replay")
+    if replay:
+        line = f"  the same products replayed on contiguous operands: NumPy {ms(replay['numpy'])} ms"
+        if "torch" in replay:
+            line += (f", PyTorch {ms(replay['torch'])} ms "
+                     f"(NumPy's BLAS ÷ PyTorch's: {replay['numpy'] / replay['torch']:.2f}×); "
+                     f"minidl's BLAS alone is {r['slices']['BLAS'] / r['torch']:.2f}× PyTorch's "
+                     f"whole step" if r["torch"] else "")
+        print(line)
+    print("  The top calls outside the BLAS floor:")
     ranked = sorted(((t, calls, key) for key, (t, calls) in r["ops"].items()
                      if key[3] != "BLAS"), reverse=True)[:top]
     print_table(["  phase", "operation", "input shapes", "slice", "calls", "ms/step", "share"],

@@ -78,3 +78,19 @@ def test_a_workload_is_profiled_beside_its_plain_step():
     assert all(seconds >= 0 for seconds in result["slices"].values())
     assert result["step"] > 0 and result["one_pass"] > 0 and result["torch"] is None
     assert result["losses"][0] == pytest.approx(result["losses"][1], rel=1e-6)
+    # the replay runs the step's products again by themselves (no PyTorch here: NumPy only)
+    assert set(result["replay"]) == {"numpy"} and result["replay"]["numpy"] > 0
+
+
+def test_blas_replay_runs_each_product_as_often_as_the_step(monkeypatch):
+    shapes = {}
+    monkeypatch.setattr(profile_step, "PAUSE_S", 0.0)
+    monkeypatch.setattr(profile_step, "BLOCK_S", 0.0)
+    monkeypatch.setattr(profile_step.np, "matmul",
+                        lambda a, b: shapes.__setitem__((a.shape, b.shape),
+                                                        shapes.get((a.shape, b.shape), 0) + 1))
+    ops = {("forward", "@", ((4, 3), (3, 2)), "BLAS"): (1e-3, 2),
+           ("backward", "@", ((4, 3), (3, 2)), "BLAS"): (1e-3, 1),
+           ("forward", "tanh", ((4, 3),), "elementwise"): (1e-3, 5)}
+    profile_step.blas_replay(ops, None, repeats=1)
+    assert shapes == {((4, 3), (3, 2)): 3 * 3}      # 3 per run, 3 runs in the block
