@@ -136,3 +136,19 @@ def test_buffer_pool_hands_back_a_freed_buffer_of_the_same_shape_and_dtype():
     assert pool.take(np, (2, 3), np.float32) is a
     assert pool.take(np, (2, 3), np.float32) is not a  # only one was kept
     assert pool.take(np, (2, 3), np.float64).dtype == np.float64
+
+
+def test_freed_heap_is_kept_for_reuse_where_glibc_allows(monkeypatch):
+    from minidl.backend import cpu
+    import ctypes
+    try:
+        glibc = bool(ctypes.CDLL(None).gnu_get_libc_version)
+    except (OSError, AttributeError):
+        glibc = False
+    assert cpu.keep_freed_memory(64) is glibc
+    assert cpu.keep_freed_memory(0) is False
+    monkeypatch.setenv("MINIDL_KEEP_FREED_MB", "lots")
+    with pytest.raises(ValueError, match="MINIDL_KEEP_FREED_MB='lots'.*megabytes"):
+        cpu.keep_freed_memory()
+    monkeypatch.setenv("MINIDL_KEEP_FREED_MB", "256")
+    assert cpu.keep_freed_memory() is glibc
