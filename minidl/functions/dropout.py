@@ -8,9 +8,9 @@ from minidl.autograd import Tensor
 def keep_mask(shape: tuple, p: float, dtype, device: str):
     """m / (1 − p) with m ~ Bernoulli(1 − p): the scaled mask of inverted dropout, a raw array
     of ``shape`` on ``device`` (0 where dropped, 1/(1 − p) where kept)."""
-    mask = (backend.random_uniform(shape, 0.0, 1.0, dtype, device) >= p).astype(dtype)
-    mask *= 1.0 / (1.0 - p)
-    return mask
+    kept = backend.random_uniform(shape, 0.0, 1.0, dtype, device) >= p
+    xp = backend.get_array_module(kept)
+    return xp.multiply(kept, 1.0 / (1.0 - p), dtype=dtype)   # one pass: bool × scale → dtype
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
