@@ -341,7 +341,8 @@ class Function:
         if type(outputs) is not tuple:
             if isinstance(outputs, _HOST_SCALAR):  # NumPy gives scalars for 0-d results
                 data = backend.ensure_array(outputs)
-                self._saved = tuple(data if s is outputs else s for s in self._saved)
+                if self._saved:
+                    self._saved = tuple(data if s is outputs else s for s in self._saved)
                 outputs = data
             y = _new_tensor(outputs, record)
             if record:
