@@ -275,6 +275,8 @@ def chunk(x: Tensor, chunks: int, axis: int = 0, *, dim: Optional[int] = None) -
 
 def _check_same_shapes(name: str, tensors: Sequence[Tensor], skip_axis=None) -> None:
     first = tensors[0].shape
+    if all(t.shape == first for t in tensors):    # the common case, checked in one pass
+        return
     for i, t in enumerate(tensors[1:], 1):
         a = [n for k, n in enumerate(first) if skip_axis is None or k != skip_axis % len(first)]
         b = [n for k, n in enumerate(t.shape) if skip_axis is None or k != skip_axis % len(first)]
