@@ -69,11 +69,15 @@ def test_copy_transposed_swaps_the_last_two_axes_tile_by_tile(shape, monkeypatch
     np.testing.assert_array_equal(outputs, target.transpose(2, 0, 1))
 
 
-def test_copy_transposed_on_a_device_array():
-    src = md.tensor(np.arange(6.0).reshape(2, 3), device="strict").data
-    out = md.tensor(np.zeros((3, 2)), device="strict").data
+@pytest.mark.parametrize("fused", [False, True])
+def test_copy_transposed_on_a_device_array(fused, monkeypatch):
+    """A host device in tiles; a device with fused kernels (as CUDA) in one assignment."""
+    src = md.tensor(np.arange(60.0).reshape(3, 20), device="strict").data
+    out = md.tensor(np.zeros((20, 3)), device="strict").data
+    monkeypatch.setattr(blocks, "TILE_ELEMENTS", 8)
+    monkeypatch.setattr(backend.array_device(src), "fused_kernels", fused)
     blocks.copy_transposed(src, out)
-    np.testing.assert_array_equal(md.Tensor(out).numpy(), np.arange(6.0).reshape(2, 3).T)
+    np.testing.assert_array_equal(md.Tensor(out).numpy(), np.arange(60.0).reshape(3, 20).T)
 
 
 # ----------------------------------------------------------------------------- the fused ops
