@@ -11,7 +11,8 @@ devices is described once per device, in a file of this package that defines ``D
 
 Adding a device means adding one such file (see ``device.py`` for what it describes).
 ``workspace.py`` recycles large scratch buffers between calls (memory management for the fused
-LSTM); ``blocks.py`` runs a fused op's NumPy kernel over cache-sized blocks of rows. ``communicator.py`` (MPI, and one process without it) and ``nccl.py`` (NCCL between GPUs)
+LSTM); ``blocks.py`` runs a fused op's NumPy kernel over cache-sized blocks of rows.
+``communicator.py`` (MPI, and one process without it) and ``nccl.py`` (NCCL between GPUs)
 carry arrays between the processes of a data-parallel job (``minidl.distributed``). The default device of new tensors comes from the environment variable
 ``MINIDL_DEVICE`` (``cpu`` when unset), read each time a tensor is created.
 """

@@ -25,7 +25,7 @@ stays single-threaded.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 
@@ -34,14 +34,12 @@ from minidl import backend
 BLOCK_ELEMENTS = 1 << 17        # ~128 K elements: 512 KB of float32 per array, within L2
 
 
-def for_row_blocks(kernel: Callable[..., Any], *arrays: Any,
-                   block_elements: Optional[int] = None) -> None:
+def for_row_blocks(kernel: Callable[..., Any], *arrays: Any) -> None:
     """Call ``kernel`` on blocks of rows of ``arrays`` (split along axis 0, which all share).
 
     Shape: every array has the same length n along axis 0. The kernel sees slices
     ``a[lo:hi]`` (views: writing into one writes into the array) and returns nothing.
     """
-    block_elements = block_elements or BLOCK_ELEMENTS
     if arrays[0].ndim == 0:
         kernel(*arrays)
         return
@@ -50,10 +48,10 @@ def for_row_blocks(kernel: Callable[..., Any], *arrays: Any,
         raise ValueError(f"for_row_blocks: the arrays must share their first axis, got shapes "
                          f"{', '.join(str(a.shape) for a in arrays)}")
     size = max(a.size for a in arrays)
-    if n < 2 or size <= block_elements or _whole_arrays_device(arrays):
+    if n < 2 or size <= BLOCK_ELEMENTS or _whole_arrays_device(arrays):
         kernel(*arrays)
         return
-    rows = max(1, n * block_elements // size)                 # rows per block
+    rows = max(1, n * BLOCK_ELEMENTS // size)                 # rows per block
     for start in range(0, n, rows):
         kernel(*[a[start:start + rows] for a in arrays])
 

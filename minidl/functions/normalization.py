@@ -38,9 +38,10 @@ class LayerNorm(Function):
     def forward(self, x, *affine):
         xp = backend.get_array_module(x)
         axes, eps = self.axes, self.eps
+        weight, bias = affine if affine else (None, None)
         x_hat = xp.empty_like(x)
         rstd = xp.empty(x.shape[:x.ndim - len(axes)] + (1,) * len(axes), dtype=x.dtype)
-        y = xp.empty_like(x) if affine else None
+        y = (xp.empty_like(x),) if affine else ()
 
         def normalise(x, x_hat, rstd, *y):        # one block of samples (rows are independent)
             mu = x.mean(axis=axes, keepdims=True)
@@ -53,13 +54,12 @@ class LayerNorm(Function):
                 xp.multiply(x_hat, weight, out=out)
                 out += bias
 
-        weight, bias = affine if affine else (None, None)
-        if x.ndim == len(axes):              # one sample: nothing to split
-            normalise(x, x_hat, rstd, *([y] if affine else []))
+        if x.ndim == len(axes):              # one sample: axis 0 is normalised, nothing to split
+            normalise(x, x_hat, rstd, *y)
         else:
-            for_row_blocks(normalise, x, x_hat, rstd, *([y] if affine else []))
+            for_row_blocks(normalise, x, x_hat, rstd, *y)
         self.x_hat, self.rstd, self.weight = x_hat, rstd, weight
-        return x_hat.copy() if not affine else y
+        return y[0] if affine else x_hat.copy()
 
     def backward(self, gy):
         x_hat, rstd, axes = self.x_hat, self.rstd, self.axes

@@ -189,6 +189,17 @@ def getitem(x: Tensor, index) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- joining
+def _pieces(array: Any, sizes: Sequence[int], axis: int) -> tuple:
+    """Consecutive slices of ``sizes`` along ``axis`` (views): Concat's backward, Split's
+    forward."""
+    axis %= array.ndim
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(array[(slice(None),) * axis + (slice(start, start + size),)])
+        start += size
+    return tuple(pieces)
+
+
 class Concat(Function):
     def __init__(self, axis: int):
         self.axis = axis
@@ -198,13 +209,7 @@ class Concat(Function):
         return backend.get_array_module(xs[0]).concatenate(xs, axis=self.axis)
 
     def backward(self, gy):
-        axis = self.axis % gy.ndim
-        grads, start = [], 0
-        for size in self.sizes:
-            index = (slice(None),) * axis + (slice(start, start + size),)
-            grads.append(gy[index])
-            start += size
-        return tuple(grads)
+        return _pieces(gy, self.sizes, self.axis)
 
 
 class Stack(Function):
@@ -228,12 +233,7 @@ class Split(Function):
         self.sizes, self.axis = list(sizes), axis
 
     def forward(self, x):
-        axis = self.axis % x.ndim
-        pieces, start = [], 0
-        for size in self.sizes:
-            pieces.append(x[(slice(None),) * axis + (slice(start, start + size),)])
-            start += size
-        return tuple(pieces)
+        return _pieces(x, self.sizes, self.axis)
 
     def backward(self, *gys):
         return backend.get_array_module(gys[0]).concatenate(gys, axis=self.axis)
