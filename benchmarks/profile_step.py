@@ -313,7 +313,7 @@ def profile_workload(config: Config, torch: Any, steps: int) -> dict:
         done = take_turns(players, steps)
         activation_bytes = recorder.activation_bytes
     result = summarise(done["minidl"])
-    result["replay"] = blas_replay(result["ops"], torch)
+    result["replay"] = blas_replay(result["ops"], torch, steps)
     result.update(losses=losses, others=watch.cell(), activations=activation_bytes,
                   one_pass=one_pass_seconds(activation_bytes),
                   torch=median(done["torch"]) if "torch" in done else None)
@@ -342,41 +342,34 @@ def summarise(pairs: list[tuple[float, dict]]) -> dict:
             "phases": phases, "ops": ops}
 
 
-def blas_replay(ops: dict, torch: Any, repeats: int = 3) -> dict:
+def blas_replay(ops: dict, torch: Any, count: int) -> dict:
     """The step's BLAS products run again outside the step, on fresh contiguous float32
     operands of the same shapes, as many times each as the step made them: by NumPy (this
     machine's BLAS) and by PyTorch (its own BLAS, MKL on x86) when it is installed, taking turns
-    in blocks like the steps. Milliseconds per step, medians: the BLAS floor of each library on the same arithmetic,
-    so the part of the ratio that no change to minidl's Python or elementwise work can remove.
+    like the steps (``take_turns``, ``count`` counted runs each). Seconds per step, medians: each
+    library's BLAS floor on the same arithmetic, the part of the ratio that no change to
+    minidl's Python or elementwise work can remove.
     """
     products = {}
-    for (_, _, shapes, kind), (_, count) in ops.items():
+    for (_, _, shapes, kind), (_, calls) in ops.items():
         if kind == "BLAS" and len(shapes) == 2:
-            products[shapes] = products.get(shapes, 0) + count
+            products[shapes] = products.get(shapes, 0) + calls
     rng = np.random.default_rng(0)
-    operands = [([rng.standard_normal(s).astype(np.float32) for s in shapes], count)
-                for shapes, count in products.items()]
+    operands = [([rng.standard_normal(s).astype(np.float32) for s in shapes], calls)
+                for shapes, calls in products.items()]
 
-    def once(matmul: Callable, pairs: list) -> float:
-        start = time.perf_counter()
-        for (a, b), count in pairs:
-            for _ in range(count):
-                matmul(a, b)
-        return time.perf_counter() - start
+    def replay(matmul: Callable, pairs: list) -> Callable:
+        def run(k: int) -> None:
+            for (a, b), calls in pairs:
+                for _ in range(calls):
+                    matmul(a, b)
+        return timed_step(run)
 
-    players = {"numpy": (np.matmul, operands)}
+    players = {"numpy": replay(np.matmul, operands)}
     if torch is not None:
-        players["torch"] = (torch.matmul, [([torch.from_numpy(a) for a in arrays], count)
-                                           for arrays, count in operands])
-    samples = {name: [] for name in players}
-    for _ in range(repeats):          # taking turns in blocks, as the steps do: a pause lets
-        for name, (matmul, pairs) in players.items():    # the other library's threads go idle
-            time.sleep(PAUSE_S)
-            block, start = [], time.perf_counter()
-            while len(block) < 3 or time.perf_counter() - start < BLOCK_S:
-                block.append(once(matmul, pairs))
-            samples[name].append(median(block[1:]))      # the block's first run: a warm-up
-    return {name: median(values) for name, values in samples.items()}
+        players["torch"] = replay(torch.matmul, [([torch.from_numpy(a) for a in arrays], calls)
+                                                 for arrays, calls in operands])
+    return {name: median(seconds) for name, seconds in take_turns(players, count).items()}
 
 
 # ----------------------------------------------------------------------------- the report
@@ -431,15 +424,13 @@ def print_details(name: str, r: dict, top: int) -> None:
     products = sum(c for (*_, kind), (_, c) in r["ops"].items() if kind == "BLAS")
     print(f"  {calls} NumPy calls per step, {products} of them BLAS products "
           f"({ms(r['slices']['BLAS'])} ms).")
-    replay = r.get("replay")
-    if replay:
-        line = f"  the same products replayed on contiguous operands: NumPy {ms(replay['numpy'])} ms"
-        if "torch" in replay:
-            line += (f", PyTorch {ms(replay['torch'])} ms "
-                     f"(NumPy's BLAS ÷ PyTorch's: {replay['numpy'] / replay['torch']:.2f}×); "
-                     f"minidl's BLAS alone is {r['slices']['BLAS'] / r['torch']:.2f}× PyTorch's "
-                     f"whole step" if r["torch"] else "")
-        print(line)
+    replay = r["replay"]
+    line = f"  the same products replayed on contiguous operands: NumPy {ms(replay['numpy'])} ms"
+    if "torch" in replay:
+        line += (f", PyTorch {ms(replay['torch'])} ms (NumPy's BLAS ÷ PyTorch's: "
+                 f"{replay['numpy'] / replay['torch']:.2f}×); minidl's BLAS alone is "
+                 f"{r['slices']['BLAS'] / r['torch']:.2f}× PyTorch's whole step")
+    print(line)
     print("  The top calls outside the BLAS floor:")
     ranked = sorted(((t, calls, key) for key, (t, calls) in r["ops"].items()
                      if key[3] != "BLAS"), reverse=True)[:top]

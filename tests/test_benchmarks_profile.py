@@ -92,5 +92,6 @@ def test_blas_replay_runs_each_product_as_often_as_the_step(monkeypatch):
     ops = {("forward", "@", ((4, 3), (3, 2)), "BLAS"): (1e-3, 2),
            ("backward", "@", ((4, 3), (3, 2)), "BLAS"): (1e-3, 1),
            ("forward", "tanh", ((4, 3),), "elementwise"): (1e-3, 5)}
-    profile_step.blas_replay(ops, None, repeats=1)
-    assert shapes == {((4, 3), (3, 2)): 3 * 3}      # 3 per run, 3 runs in the block
+    profile_step.blas_replay(ops, None, count=1)
+    # 3 per run; take_turns: 2 warm-up runs, then a block of 2 (its first is not counted)
+    assert shapes == {((4, 3), (3, 2)): 3 * 4}
