@@ -186,7 +186,7 @@ def broadcast_array(array: Any, shape: tuple) -> Any:
     """``array`` repeated along its size-1 (or missing leading) axes to ``shape``: a read-only
     view, or for a small host result (up to 1,024 elements) a new array — filling one takes
     0.2 µs where making NumPy's view takes 1.9, most of the backward of a sum over a few
-    elements."""
+    elements. Shape: ``array`` must broadcast to ``shape`` (NumPy's ValueError otherwise)."""
     if type(array) is _NDARRAY and math.prod(shape) <= 1024:
         out = np.empty(shape, array.dtype)
         out[...] = array

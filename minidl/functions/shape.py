@@ -264,7 +264,8 @@ def split(x: Tensor, split_size_or_sections: Any, axis: int = 0, *,
 
 def chunk(x: Tensor, chunks: int, axis: int = 0, *, dim: Optional[int] = None) -> tuple:
     """``chunks`` pieces of equal size ⌈n/chunks⌉ along ``axis`` (the last may be smaller, and
-    there may be fewer), as PyTorch's ``torch.chunk``."""
+    there may be fewer), as PyTorch's ``torch.chunk``.
+    Shape: (..., n, ...) -> a tuple of at most ``chunks`` tensors (..., ⌈n/chunks⌉, ...)."""
     axis = axis if dim is None else dim
     if chunks <= 0:
         raise ValueError(f"chunk: the number of chunks must be positive, got {chunks}")
