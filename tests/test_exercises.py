@@ -175,6 +175,32 @@ def test_kit_files_are_cut_from_the_current_reference_source():
 
 
 # ============================================================================= grading
+def test_a_result_sent_just_before_the_worker_exits_is_not_lost(honest_kit, monkeypatch):
+    """The race of a loaded machine, made certain: select() sees nothing until the worker has
+    exited, so its last result is still unread in the pipe when the exit is noticed."""
+    import select
+    import subprocess
+    from minidl.exercises import grade
+    exited, real_poll, real_select = [], subprocess.Popen.poll, select.select
+
+    def poll(process):
+        code = real_poll(process)
+        if code is not None:
+            exited.append(code)
+        return code
+
+    def late_select(readers, writers, errors, timeout=None):
+        if not exited:                       # the worker is still running: "nothing yet"
+            grade.time.sleep(timeout or 0)
+            return [], [], []
+        return real_select(readers, writers, errors, timeout)
+    monkeypatch.setattr(subprocess.Popen, "poll", poll)
+    monkeypatch.setattr(grade.select, "select", late_select)
+    result = grade_kit(honest_kit, exercises=[by_id()["sigmoid_forward"]])
+    assert [(r.id, r.passed) for r in result.results] == [("sigmoid_forward", True)], \
+        result.results[0].message
+
+
 def test_an_honest_complete_kit_scores_full_marks(honest_kit):
     result = grade_kit(honest_kit)
     assert [r.id for r in result.results] == IDS

@@ -595,6 +595,7 @@ def _run_worker(sandbox: _Sandbox, exercises: Sequence[Exercise], done: Dict[str
     position = 0                 # the next exercise expected to start
     buffer = b""
     problem: Optional[Tuple[str, str]] = None  # (status, message) that ends this worker
+    exit_seen = False            # the worker exited: the pipe is read once more before giving up
 
     def remaining() -> List[str]:
         return [i for i in ids if i not in run.results]
@@ -647,6 +648,11 @@ def _run_worker(sandbox: _Sandbox, exercises: Sequence[Exercise], done: Dict[str
                 break  # done (a thread the student left running must not keep us)
             code = process.poll()
             if eof or (code is not None and not ready):
+                if not eof and not exit_seen:
+                    # it may have written its last events and exited after select() looked:
+                    # read the pipe once more, or a result it sent would be lost as a crash
+                    exit_seen = True
+                    continue
                 time.sleep(POLL)
                 if process.poll() is not None:
                     break
